@@ -1,0 +1,18 @@
+// The `iotnas` subcommands. Each add_*_command registers one subcommand on the app; its parsed
+// options are captured and `action` is set to the function that runs it after parsing.
+// Commands are thin: parse flags -> build a config -> call one library function -> report.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace iotnas::apps {
+
+// Runs after a successful parse; returns the process exit status. Throwing iotnas::Error
+// prints "iotnas: error: <message>" and exits with status 1.
+using Action = std::function<int()>;
+
+void add_info_command(CLI::App& app, Action& action);
+void add_spec_command(CLI::App& app, Action& action);
+
+}  // namespace iotnas::apps

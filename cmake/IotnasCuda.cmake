@@ -1,0 +1,17 @@
+# CUDA: compiled wherever nvcc exists; tests skip at run time when no GPU is present.
+if(NOT DEFINED CMAKE_CUDA_COMPILER AND EXISTS /usr/local/cuda/bin/nvcc)
+  set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
+endif()
+include(CheckLanguage)
+check_language(CUDA)
+if(NOT CMAKE_CUDA_COMPILER)
+  message(FATAL_ERROR "IOTNAS_CUDA=ON needs nvcc (CUDA toolkit at /usr/local/cuda, or set "
+                      "CMAKE_CUDA_COMPILER); configure with -DIOTNAS_CUDA=OFF otherwise")
+endif()
+if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+  set(CMAKE_CUDA_ARCHITECTURES 75 90)
+endif()
+enable_language(CUDA)
+set(CMAKE_CUDA_STANDARD 20)
+set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+find_package(CUDAToolkit REQUIRED)

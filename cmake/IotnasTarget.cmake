@@ -1,0 +1,40 @@
+# Common compile settings for every iotnas target.
+function(iotnas_target target)
+  target_compile_options(${target} PRIVATE
+    $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wno-unused-parameter>)
+  if(IOTNAS_NATIVE AND IOTNAS_X86)
+    target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-march=native>)
+  endif()
+  if(IOTNAS_SANITIZE)
+    target_compile_options(${target} PRIVATE
+      $<$<COMPILE_LANGUAGE:CXX>:-fsanitize=address,undefined -fno-omit-frame-pointer
+                               -fno-sanitize-recover=undefined>)
+    target_link_options(${target} PRIVATE -fsanitize=address,undefined)
+  endif()
+endfunction()
+
+# Per-file ISA flags from the file's name: *_avx2.cpp, *_avx512.cpp, *_neon.cpp.
+# Files for an ISA this build cannot target are dropped from the list.
+function(iotnas_isa_sources out_var)
+  set(kept)
+  foreach(src IN LISTS ARGN)
+    if(src MATCHES "_avx2\\.cpp$")
+      if(NOT IOTNAS_X86)
+        continue()
+      endif()
+      set_source_files_properties(${src} PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma;-mf16c")
+    elseif(src MATCHES "_avx512\\.cpp$")
+      if(NOT IOTNAS_X86)
+        continue()
+      endif()
+      set_source_files_properties(${src} PROPERTIES
+        COMPILE_OPTIONS "-mavx512f;-mavx512bw;-mavx512vl;-mavx512dq;-mavx2;-mfma;-mf16c")
+    elseif(src MATCHES "_neon\\.cpp$")
+      if(NOT IOTNAS_ARM64)
+        continue()
+      endif()
+    endif()
+    list(APPEND kept ${src})
+  endforeach()
+  set(${out_var} ${kept} PARENT_SCOPE)
+endfunction()
