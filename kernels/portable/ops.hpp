@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "kernels/shapes.hpp"
 
@@ -29,6 +30,52 @@ void conv2d_bwd_data(const ConvShape& s, const float* ddst, const float* wei, fl
 // dwei, dbias (nullable) = gradients given src and ddst. Always overwrite.
 void conv2d_bwd_weights(const ConvShape& s, const float* src, const float* ddst, float* dwei,
                         float* dbias);
+
+// Variants behind the three convolution ops, each list in order of preference: the op runs the
+// first variant that `picks` the shape (the last picks every shape). `supports` says which shapes
+// a variant computes correctly (a superset of `picks`): tests and benchmarks walk the same lists
+// over every supported shape, so every variant is checked and timed. Same contracts as the ops.
+//  - "direct": stride 1, kernel height and width each in {1, 3, 5, 7}, padding below the kernel
+//    size: vectorised loops over a zero-padded copy of the input with compile-time kernel sizes
+//    and a block of output channels in registers (the batch-1 latency path; backward data runs
+//    it on ddst with the flipped kernel).
+//  - "generic": plain loops vectorised along the output row, any shape; the path for depthwise
+//    and thin grouped convolutions.
+//  - "gemm": im2col (per image and group, in a per-thread scratch) + Eigen GEMM, any shape;
+//    1x1 stride-1 unpadded convolutions use the input as is.
+struct ConvFwdVariant {
+  const char* name;
+  bool (*supports)(const ConvShape& s);
+  bool (*picks)(const ConvShape& s);
+  void (*run)(const ConvShape& s, const float* src, const float* wei, const float* bias, float* dst,
+              bool relu);
+};
+struct ConvBwdDataVariant {
+  const char* name;
+  bool (*supports)(const ConvShape& s);
+  bool (*picks)(const ConvShape& s);
+  void (*run)(const ConvShape& s, const float* ddst, const float* wei, float* dsrc,
+              bool accumulate);
+};
+struct ConvBwdWeightsVariant {
+  const char* name;
+  bool (*supports)(const ConvShape& s);
+  bool (*picks)(const ConvShape& s);
+  void (*run)(const ConvShape& s, const float* src, const float* ddst, float* dwei, float* dbias);
+};
+std::span<const ConvFwdVariant> conv2d_fwd_variants();
+std::span<const ConvBwdDataVariant> conv2d_bwd_data_variants();
+std::span<const ConvBwdWeightsVariant> conv2d_bwd_weights_variants();
+// The variants the ops run for this shape.
+const char* conv2d_fwd_variant_name(const ConvShape& s);
+const char* conv2d_bwd_data_variant_name(const ConvShape& s);
+const char* conv2d_bwd_weights_variant_name(const ConvShape& s);
+
+// The direct forward variant by name (stride 1, kernel sides in {1, 3, 5, 7}, pad < kernel);
+// bias and ReLU are fused into the store.
+bool conv2d_direct_supports(const ConvShape& s);
+void conv2d_fwd_direct(const ConvShape& s, const float* src, const float* wei, const float* bias,
+                       float* dst, bool relu);
 
 // ---- pooling. max: padding never wins (it is -inf); ties go to the first element in row-major
 // window order. avg: divisor is kh*kw, padding counts as zeros.

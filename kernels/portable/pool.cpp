@@ -1,0 +1,159 @@
+// Max, average and global average pooling, forward and backward. Work is split over (n, c)
+// planes; each plane is done by one thread in a fixed order.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "kernels/portable/internal.hpp"
+#include "kernels/portable/ops.hpp"
+
+namespace iotnas::kernels::portable {
+namespace {
+
+using detail::parallel_for;
+
+// Window rows [*lo, *hi) inside [0, in) for output index o.
+inline void window(int o, int stride, int pad, int k, int in, int* lo, int* hi) {
+  const int start = o * stride - pad;
+  *lo = std::max(start, 0);
+  *hi = std::min(start + k, in);
+}
+
+bool parallel_pool(const PoolShape& s) {
+  return s.dst_size() * s.kh * s.kw >= detail::kParallelMinWork;
+}
+
+}  // namespace
+
+void max_pool_fwd(const PoolShape& s, const float* src, float* dst, int32_t* argmax) {
+  const int64_t in_plane = int64_t(s.h_in) * s.w_in, out_plane = int64_t(s.h_out) * s.w_out;
+  const bool fast2x2 = !argmax && s.kh == 2 && s.kw == 2 && s.sh == 2 && s.sw == 2 && s.ph == 0 &&
+                       s.pw == 0 && 2 * s.h_out <= s.h_in && 2 * s.w_out <= s.w_in;
+  parallel_for(int64_t(s.n) * s.c, parallel_pool(s), [&](int64_t t) {
+    const float* x = src + t * in_plane;
+    float* y = dst + t * out_plane;
+    if (fast2x2) {  // inference: no argmax, no padding, vectorisable
+      for (int oh = 0; oh < s.h_out; ++oh) {
+        const float* r0 = x + int64_t(2 * oh) * s.w_in;
+        const float* r1 = r0 + s.w_in;
+        float* yr = y + int64_t(oh) * s.w_out;
+#pragma omp simd
+        for (int ow = 0; ow < s.w_out; ++ow) {
+          // NaN propagates: std::max(a, b) returns a unless b > a, so fold NaNs in explicitly.
+          const float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
+          const float m = std::max(std::max(a, b), std::max(c, d));
+          yr[ow] = (a != a || b != b || c != c || d != d) ? a + b + c + d : m;
+        }
+      }
+      return;
+    }
+    int32_t* am = argmax ? argmax + t * out_plane : nullptr;
+    for (int oh = 0; oh < s.h_out; ++oh) {
+      int h0, h1;
+      window(oh, s.sh, s.ph, s.kh, s.h_in, &h0, &h1);
+      for (int ow = 0; ow < s.w_out; ++ow) {
+        int w0, w1;
+        window(ow, s.sw, s.pw, s.kw, s.w_in, &w0, &w1);
+        float best = -std::numeric_limits<float>::infinity();
+        int32_t where = -1;
+        for (int h = h0; h < h1; ++h) {
+          for (int w = w0; w < w1; ++w) {
+            const float v = x[int64_t(h) * s.w_in + w];
+            // Strictly greater: ties keep the first; the first NaN wins and stays.
+            if (where < 0 || v > best || (v != v && best == best)) {
+              best = v;
+              where = h * s.w_in + w;
+            }
+          }
+        }
+        y[int64_t(oh) * s.w_out + ow] = best;
+        if (am) am[int64_t(oh) * s.w_out + ow] = where;
+      }
+    }
+  });
+}
+
+void max_pool_bwd(const PoolShape& s, const float* ddst, const int32_t* argmax, float* dsrc,
+                  bool accumulate) {
+  const int64_t in_plane = int64_t(s.h_in) * s.w_in, out_plane = int64_t(s.h_out) * s.w_out;
+  parallel_for(int64_t(s.n) * s.c, parallel_pool(s), [&](int64_t t) {
+    float* dx = dsrc + t * in_plane;
+    if (!accumulate) std::fill(dx, dx + in_plane, 0.f);
+    const float* dy = ddst + t * out_plane;
+    const int32_t* am = argmax + t * out_plane;
+    for (int64_t o = 0; o < out_plane; ++o) {
+      if (am[o] >= 0) dx[am[o]] += dy[o];
+    }
+  });
+}
+
+void avg_pool_fwd(const PoolShape& s, const float* src, float* dst) {
+  const int64_t in_plane = int64_t(s.h_in) * s.w_in, out_plane = int64_t(s.h_out) * s.w_out;
+  const float inv = 1.f / float(s.kh * s.kw);
+  parallel_for(int64_t(s.n) * s.c, parallel_pool(s), [&](int64_t t) {
+    const float* x = src + t * in_plane;
+    float* y = dst + t * out_plane;
+    for (int oh = 0; oh < s.h_out; ++oh) {
+      int h0, h1;
+      window(oh, s.sh, s.ph, s.kh, s.h_in, &h0, &h1);
+      for (int ow = 0; ow < s.w_out; ++ow) {
+        int w0, w1;
+        window(ow, s.sw, s.pw, s.kw, s.w_in, &w0, &w1);
+        float sum = 0.f;
+        for (int h = h0; h < h1; ++h) {
+          for (int w = w0; w < w1; ++w) sum += x[int64_t(h) * s.w_in + w];
+        }
+        y[int64_t(oh) * s.w_out + ow] = sum * inv;
+      }
+    }
+  });
+}
+
+void avg_pool_bwd(const PoolShape& s, const float* ddst, float* dsrc, bool accumulate) {
+  const int64_t in_plane = int64_t(s.h_in) * s.w_in, out_plane = int64_t(s.h_out) * s.w_out;
+  const float inv = 1.f / float(s.kh * s.kw);
+  parallel_for(int64_t(s.n) * s.c, parallel_pool(s), [&](int64_t t) {
+    float* dx = dsrc + t * in_plane;
+    if (!accumulate) std::fill(dx, dx + in_plane, 0.f);
+    const float* dy = ddst + t * out_plane;
+    for (int oh = 0; oh < s.h_out; ++oh) {
+      int h0, h1;
+      window(oh, s.sh, s.ph, s.kh, s.h_in, &h0, &h1);
+      for (int ow = 0; ow < s.w_out; ++ow) {
+        int w0, w1;
+        window(ow, s.sw, s.pw, s.kw, s.w_in, &w0, &w1);
+        const float g = dy[int64_t(oh) * s.w_out + ow] * inv;
+        for (int h = h0; h < h1; ++h) {
+          for (int w = w0; w < w1; ++w) dx[int64_t(h) * s.w_in + w] += g;
+        }
+      }
+    }
+  });
+}
+
+void global_avg_pool_fwd(int n, int c, int hw, const float* src, float* dst) {
+  const int64_t planes = int64_t(n) * c;
+  parallel_for(planes, planes * hw >= detail::kParallelMinWork, [&](int64_t t) {
+    const float* x = src + t * hw;
+    double sum = 0;
+    for (int i = 0; i < hw; ++i) sum += x[i];
+    dst[t] = float(sum / hw);
+  });
+}
+
+void global_avg_pool_bwd(int n, int c, int hw, const float* ddst, float* dsrc, bool accumulate) {
+  const int64_t planes = int64_t(n) * c;
+  const float inv = 1.f / float(hw);
+  parallel_for(planes, planes * hw >= detail::kParallelMinWork, [&](int64_t t) {
+    float* dx = dsrc + t * hw;
+    const float g = ddst[t] * inv;
+    if (accumulate) {
+#pragma omp simd
+      for (int i = 0; i < hw; ++i) dx[i] += g;
+    } else {
+      std::fill(dx, dx + hw, g);
+    }
+  });
+}
+
+}  // namespace iotnas::kernels::portable
