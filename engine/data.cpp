@@ -116,6 +116,23 @@ int64_t gz_read(gzFile f, uint8_t* dst, int64_t n, const std::string& path) {
   return got;
 }
 
+// An upper bound on the bytes a file decompresses to, from its size and, for gzip, the stored
+// length (mod 2^32) in its last 4 bytes; deflate cannot expand more than 1032 times.
+int64_t data_hint(const std::string& path) {
+  std::error_code ec;
+  const int64_t size = int64_t(fs::file_size(path, ec));
+  if (ec) return 0;
+  std::ifstream f(path, std::ios::binary);
+  uint8_t b[4] = {};
+  if (size < 18 || !f.read(reinterpret_cast<char*>(b), 2) || b[0] != 0x1f || b[1] != 0x8b) {
+    return size;  // not gzip
+  }
+  if (!f.seekg(size - 4) || !f.read(reinterpret_cast<char*>(b), 4)) return 0;
+  const int64_t stored =
+      int64_t(uint32_t(b[0]) | uint32_t(b[1]) << 8 | uint32_t(b[2]) << 16 | uint32_t(b[3]) << 24);
+  return std::min(stored, 1032 * size);
+}
+
 std::string dims_string(const std::vector<int64_t>& dims) {
   std::ostringstream os;
   for (size_t i = 0; i < dims.size(); ++i) os << (i ? "x" : "") << dims[i];
@@ -434,15 +451,16 @@ IdxArray read_idx(const std::string& path, int ndims) {
     const int64_t dim = int64_t(uint32_t(b[0]) << 24 | b[1] << 16 | b[2] << 8 | b[3]);
     out.dims.push_back(dim);
     if (dim == 0) fail("'", path, "' holds no ", what, " (dimension ", d, " is 0)");
-    count *= dim;
-    if (count > kMaxIdxBytes) {
+    if (dim > kMaxIdxBytes / count) {
       fail("'", path, "': header dimensions ", dims_string(out.dims),
            " claim more than 8 GiB: the header is damaged; replace the file with a good copy");
     }
+    count *= dim;
   }
-  // Grow as data arrives, so that a damaged header cannot make us allocate gigabytes up front.
+  // Allocate what the file can hold, and grow as data arrives beyond that, so that a damaged
+  // header cannot make us allocate gigabytes up front.
   int64_t got = 0;
-  out.data.resize(size_t(std::min<int64_t>(count, int64_t(1) << 26)));
+  out.data.resize(size_t(std::min<int64_t>(count, std::max<int64_t>(1 << 20, data_hint(path)))));
   while (got < count) {
     if (got == int64_t(out.data.size())) {
       out.data.resize(size_t(std::min<int64_t>(count, 2 * got)));
