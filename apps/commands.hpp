@@ -14,5 +14,7 @@ using Action = std::function<int()>;
 
 void add_info_command(CLI::App& app, Action& action);
 void add_spec_command(CLI::App& app, Action& action);
+void add_train_command(CLI::App& app, Action& action);
+void add_eval_command(CLI::App& app, Action& action);
 
 }  // namespace iotnas::apps

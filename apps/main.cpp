@@ -15,6 +15,8 @@ int main(int argc, char** argv) {
   iotnas::apps::Action action;
   iotnas::apps::add_info_command(app, action);
   iotnas::apps::add_spec_command(app, action);
+  iotnas::apps::add_train_command(app, action);
+  iotnas::apps::add_eval_command(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

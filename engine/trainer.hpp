@@ -1,0 +1,103 @@
+// Training and evaluation of a Model on a Dataset with one backend.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <vector>
+
+#include "engine/data.hpp"
+#include "engine/model.hpp"
+#include "engine/optimizer.hpp"
+#include "engine/program.hpp"
+
+namespace iotnas {
+
+struct TrainConfig {
+  int epochs = 10;
+  int batch = 128;
+  uint64_t seed = 0;  // data order and augmentation (weights are initialised by make_model)
+  OptimizerConfig optimizer;
+  std::optional<bool> augment;  // default: the dataset's own default
+  double val_fraction = 0.0;    // share of the training set held out for validation
+  kernels::BackendKind backend = kernels::BackendKind::portable;
+  bool eval_each_epoch = true;  // test (and validation) accuracy after every epoch
+  int eval_batch = 256;
+};
+
+struct EpochStats {
+  int epoch = 0;              // 1-based
+  double loss = 0;            // mean training loss over the epoch
+  double train_accuracy = 0;  // on the training batches as seen (augmented)
+  double val_accuracy = -1;   // -1 when there is no validation split
+  double test_accuracy = -1;  // -1 when not evaluated this epoch
+  double seconds = 0;         // training time of the epoch (evaluation excluded)
+  double images_per_second = 0;
+  double lr = 0;  // at the epoch's last step
+};
+
+struct TrainReport {
+  std::vector<EpochStats> epochs;
+  double test_accuracy = 0;  // final model on the whole test split
+  double val_accuracy = -1;
+  double train_seconds = 0;      // sum of epoch training times
+  double images_per_second = 0;  // training images / train_seconds
+  int64_t images = 0;            // training images processed
+};
+
+struct TrainProgress {
+  int epoch = 0, epochs = 0;  // 1-based current epoch
+  int64_t step = 0, steps_per_epoch = 0;
+  double loss = 0;             // running mean over the epoch so far
+  double elapsed_seconds = 0;  // since training began (evaluation included)
+  double eta_seconds = 0;
+  double images_per_second = 0;          // this epoch so far
+  const EpochStats* finished = nullptr;  // set once per epoch, when it ends
+};
+using ProgressFn = std::function<void(const TrainProgress&)>;
+
+// Trains `model` in place. Throws iotnas::Error when the loss becomes NaN or infinite (naming the
+// epoch and step, suggesting a lower --lr) or when the model does not fit the dataset.
+TrainReport train(Model& model, const Dataset& data, const TrainConfig& config,
+                  const ProgressFn& progress = {});
+
+// Normalised images of one split held in memory, for repeated evaluation (e.g. 184 formats).
+struct EvalSet {
+  Shape shape;
+  std::vector<float> images;    // [n, C, H, W]
+  std::vector<int32_t> labels;  // [n]
+  int64_t size() const { return int64_t(labels.size()); }
+};
+// indices: into the split (empty = all of it).
+EvalSet make_eval_set(const Dataset& data, bool test_split,
+                      const std::vector<int32_t>& indices = {});
+
+struct EvalResult {
+  double accuracy = 0;  // fraction in [0, 1]
+  double loss = 0;      // mean cross-entropy
+  int64_t images = 0;
+  double seconds = 0;
+};
+
+// Inference of a model (batch norm folded) over eval sets, reusable across parameter sets: the
+// precision sweep installs rounded parameters and a rounding hook between runs.
+class Evaluator {
+ public:
+  Evaluator(const Model& model, kernels::BackendKind backend, int batch = 256);
+  const Model& inference_model() const { return folded_; }
+  // Replaces the inference parameters (same layout as inference_model().params).
+  void set_params(const std::vector<float>& params);
+  void set_hook(ActivationHook hook);
+  EvalResult run(const EvalSet& set);
+
+ private:
+  Model folded_;
+  std::vector<float> params_;
+  std::unique_ptr<Program> program_;
+  int batch_;
+};
+
+// Checks that the model's input shape and class count fit the dataset; throws iotnas::Error.
+void check_model_fits(const Model& model, const Dataset& data);
+
+}  // namespace iotnas

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs the whole test suite:
+#   1. release build (oneDNN), all tests;
+#   2. debug build with AddressSanitizer + UBSan, all tests;
+#   3. portable build (no oneDNN), all tests;
+#   4. arm64 cross build (the Raspberry Pi stand-in), the `portable` subset under qemu, 1 thread;
+#   5. CUDA kernels compiled (when nvcc is installed); their tests skip without a GPU.
+# Usage: scripts/test.sh [--only release|sanitize|portable|arm64|cuda]...
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+only=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --only) only+=("$2"); shift 2 ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    *) echo "test.sh: unknown option '$1'" >&2; exit 2 ;;
+  esac
+done
+want() { [ ${#only[@]} -eq 0 ] || [[ " ${only[*]} " == *" $1 "* ]]; }
+stage() { echo; echo "==== $* ($(date +%H:%M:%S))"; }
+
+if want arm64; then scripts/setup.sh --cross; else scripts/setup.sh; fi
+
+if want release; then
+  stage "release build + tests"
+  cmake --preset release >/dev/null
+  cmake --build --preset release -j"$jobs"
+  ctest --preset release -j"$jobs" --timeout 900
+fi
+if want sanitize; then
+  stage "ASan + UBSan build + tests"
+  cmake --preset debug >/dev/null
+  cmake --build --preset debug -j"$jobs"
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --preset debug -j"$jobs" --timeout 1800
+fi
+if want portable; then
+  stage "portable build (no oneDNN) + tests"
+  cmake --preset portable >/dev/null
+  cmake --build --preset portable -j"$jobs"
+  ctest --preset portable -j"$jobs" --timeout 900
+fi
+if want arm64; then
+  stage "arm64 cross build + portable subset under qemu"
+  cmake --preset arm64 >/dev/null
+  cmake --build --preset arm64 -j"$jobs"
+  OMP_NUM_THREADS=1 ctest --preset arm64 -j"$jobs" --timeout 900
+fi
+if want cuda; then
+  if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
+    stage "CUDA build + tests (skip without a GPU)"
+    cmake --preset cuda >/dev/null
+    cmake --build --preset cuda -j"$jobs"
+    ctest --preset cuda -j"$jobs" --timeout 900
+  else
+    stage "CUDA: nvcc not installed, skipped"
+  fi
+fi
+stage "all requested stages passed"
