@@ -175,12 +175,18 @@ Checkpoint load_checkpoint(const std::string& path) {
     fail("checkpoint '", path, "' does not exist or is not a file; pass the file that ",
          "`iotnas train --out FILE` wrote");
   }
+  const size_t size = size_t(fs::file_size(path, ec));
   std::ifstream f(path, std::ios::binary);
-  if (!f) fail("cannot read checkpoint '", path, "': ", std::strerror(errno));
-  const std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  if (f.bad()) fail("cannot read checkpoint '", path, "': ", std::strerror(errno));
-  const auto* b = reinterpret_cast<const uint8_t*>(bytes.data());
-  const size_t size = bytes.size();
+  if (ec || !f) fail("cannot read checkpoint '", path, "': ", std::strerror(errno));
+  // The header first: a large foreign file is rejected without reading it all.
+  std::string bytes(std::min(size, kHeaderBytes), '\0');
+  auto read_into = [&](size_t from) {
+    if (!f.read(bytes.data() + from, std::streamsize(bytes.size() - from))) {
+      fail("cannot read checkpoint '", path, "': ", std::strerror(errno));
+    }
+  };
+  read_into(0);
+  const uint8_t* b = reinterpret_cast<const uint8_t*>(bytes.data());
 
   const size_t magic_seen = std::min(size, kMagic.size());
   if (size == 0 || std::memcmp(b, kMagic.data(), magic_seen) != 0) {
@@ -205,11 +211,14 @@ Checkpoint load_checkpoint(const std::string& path) {
   if (content_bytes > have) {
     fail("checkpoint '", path, "' is truncated: its header announces ",
          kHeaderBytes + content_bytes, " bytes, the file has ", size,
-         "; the write or copy was interrupted: copy it again or ", "train the model again");
+         "; the write or copy was interrupted: copy it again or train the model again");
   }
   if (content_bytes < have) {
     damaged(path, std::to_string(have - content_bytes) + " bytes after the announced end");
   }
+  bytes.resize(size);
+  read_into(kHeaderBytes);
+  b = reinterpret_cast<const uint8_t*>(bytes.data());
   const uint8_t* content = b + kHeaderBytes;
   const uint32_t crc = checksum(b, content, content_bytes);
   if (crc != stored_crc) {

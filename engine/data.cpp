@@ -420,7 +420,7 @@ DatasetInfo dataset_info(const std::string& spec) {
 IdxArray read_idx(const std::string& path, int ndims) {
   IOTNAS_ASSERT(ndims >= 1 && ndims <= 4);
   std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) fail("IDX file '", path, "' does not exist");
+  if (!fs::is_regular_file(path, ec)) fail("IDX file '", path, "' does not exist or is not a file");
   GzFile gz;
   gz.f = gzopen(path.c_str(), "rb");  // reads plain (uncompressed) files too
   if (!gz.f) fail("cannot open IDX file '", path, "': ", std::strerror(errno));

@@ -313,6 +313,36 @@ TEST(Idx, ExtraBytesAndAbsurdHeadersAreErrors) {
   EXPECT_MENTIONS(error_of([&] { read_idx(dir / "zero", 1); }), "holds no labels");
 }
 
+// Random damage (bytes changed, files cut) gives a result or an iotnas::Error, never a crash.
+TEST(Idx, RandomDamageNeverCrashes) {
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(seed_note(seed));
+  std::mt19937_64 rng(seed);
+  TempDir dir;
+  const std::vector<uint8_t> good = idx_bytes({6, 28, 28}, random_bytes(6 * 784, seed));
+  write_bytes(dir / "good.gz", good, true);
+  const std::vector<uint8_t> good_gz = read_bytes(dir / "good.gz");
+  int errors = 0;
+  for (int trial = 0; trial < 300; ++trial) {
+    const bool gz = trial % 2;
+    std::vector<uint8_t> bytes = gz ? good_gz : good;
+    const int changes = 1 + int(rng() % 3);
+    for (int k = 0; k < changes; ++k) {
+      // Half of the changes hit the header, where they matter most.
+      const size_t at = (rng() % 2) ? rng() % 16 : rng() % bytes.size();
+      bytes[at] = uint8_t(rng());
+    }
+    if (rng() % 4 == 0) bytes.resize(rng() % bytes.size());
+    write_bytes(dir / "damaged", bytes, false);
+    try {
+      read_idx(dir / "damaged", 3);
+    } catch (const Error&) {
+      ++errors;
+    }
+  }
+  EXPECT_GT(errors, 100);
+}
+
 TEST(Idx, WrongCountsSizesAndLabelsAreErrors) {
   {
     TempDir dir;
