@@ -42,8 +42,9 @@ TEST(QuantFormat, BadTokensNameTheToken) {
   for (const char* bad : {"", "Half", "fp16", "4", "4:", ":3", "4:3:1", "a:3", "4:b", "-1:3", "0:3",
                           "9:3", "4:0", "4:24", "4:3 ", "+4:3", "4.0:3"}) {
     const std::string msg = error_of([&] { parse_format(bad); });
-    EXPECT_NE(msg.find("'" + std::string(bad) + "'"), std::string::npos)
-        << "token '" << bad << "' gave: " << msg;
+    std::string quoted = "'";
+    quoted.append(bad).append("'");
+    EXPECT_NE(msg.find(quoted), std::string::npos) << "token '" << bad << "' gave: " << msg;
   }
   EXPECT_NE(error_of([] { parse_format("9:3"); }).find("W=9 is out of range"), std::string::npos);
   EXPECT_NE(error_of([] { parse_format("4:24"); }).find("T=24 is out of range"), std::string::npos);
