@@ -777,8 +777,8 @@ double batcher_rate(const Dataset& ds, bool augment) {
     best = std::max(best, double(images) / s);
     EXPECT_EQ(images, ds.train_size());
   }
-  std::printf("[          ] Batcher %s %s, batch 128, %d threads: %.0f images/s (%.2f GB/s out)\n",
-              ds.name.c_str(), augment ? "augmented" : "plain", omp_get_max_threads(), best,
+  std::printf("[          ] Batcher %s %s, batch 128: %.0f images/s (%.2f GB/s out)\n",
+              ds.name.c_str(), augment ? "augmented" : "plain", best,
               best * double(ds.shape.size()) * 4 / 1e9);
   return best;
 }
