@@ -87,8 +87,16 @@ class Plan {
   memory user_mem(const memory::desc& md, const float* p) {
     return memory(md, eng_, const_cast<float*>(p));
   }
+  // A primitive execution; a oneDNN failure names the node being built when the step was made.
   Step exec(primitive p, Args args) {
-    return [this, p, args]() { p.execute(strm_, args); };
+    const std::string where = g_.nodes[building_].layer.name;
+    return [this, p, args, where]() {
+      try {
+        p.execute(strm_, args);
+      } catch (const dnnl::error& e) {
+        throw InternalError("oneDNN step of node '" + where + "' failed: " + e.what());
+      }
+    };
   }
   // `m` in layout `want`: m itself, or a new buffer filled by a reorder appended to `steps`.
   memory as_layout(const memory& m, const memory::desc& want, std::vector<Step>& steps);
@@ -116,6 +124,7 @@ class Plan {
   std::vector<bool> relu_is_fused_;  // relu node computed by its producer
   std::vector<Step> weight_steps_;   // canonical params -> primitive layouts
   bool weights_ready_ = false;
+  int building_ = 0;  // node whose steps are being made
 };
 
 Plan::Plan(const Graph& g, const ProgramOptions& o, const ProgramBuffers& b, int n,
@@ -144,6 +153,7 @@ Plan::Plan(const Graph& g, const ProgramOptions& o, const ProgramBuffers& b, int
 }
 
 void Plan::build_node(int i) {
+  building_ = i;
   switch (g_.nodes[i].layer.op) {
     case Op::conv2d:
       return build_conv(i);
@@ -559,6 +569,9 @@ void Plan::build_batch_norm(int i) {
                         {DNNL_ARG_VARIANCE, var},
                         {DNNL_ARG_DIFF_DST, ddst},
                         {DNNL_ARG_SCALE, scale},
+                        // Unused by backward, but oneDNN 2.6's plain-layout (ncsp)
+                        // implementation refuses to run without it.
+                        {DNNL_ARG_SHIFT, shift},
                         {DNNL_ARG_DIFF_SRC, dsrc},
                         {DNNL_ARG_DIFF_SCALE, user_mem(c_md, gptr)},
                         {DNNL_ARG_DIFF_SHIFT, user_mem(c_md, gptr + c)}}));

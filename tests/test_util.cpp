@@ -46,7 +46,7 @@ static ::testing::AssertionResult close_impl(const std::vector<float>& got,
   double worst = 0;
   for (size_t i = 0; i < got.size(); ++i) {
     double g = got[i], w = double(want[i]);
-    double err = std::abs(g - w) / (atol + rtol * std::abs(w));
+    double err = g == w ? 0.0 : std::abs(g - w) / (atol + rtol * std::abs(w));
     if (!(err <= 1.0)) {  // NaN fails too
       if (first == got.size()) first = i;
       ++bad;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 
 #include "engine/model.hpp"
 #include "engine/program.hpp"
@@ -55,14 +56,14 @@ std::vector<ModelSpec> test_graphs() {
   return v;
 }
 
-struct Run {
+struct TrainRun {
   std::vector<float> logits, grads, state;
 };
 
-Run run_train(const Model& base, BackendKind backend, const std::vector<float>& input, int n,
+TrainRun run_train(const Model& base, BackendKind backend, const std::vector<float>& input, int n,
               const std::vector<float>& dlogits) {
   Model m = base;
-  Run r;
+  TrainRun r;
   r.grads.assign(m.graph.num_params, std::nanf(""));
   ProgramOptions o;
   o.backend = backend;
@@ -91,8 +92,8 @@ TEST(Program, DnnlMatchesPortable) {
     const int k = m.graph.output().out.c;
     auto input = test::random_vector(size_t(n) * m.graph.input.size(), seed + 1);
     auto dl = test::random_vector(size_t(n) * k, seed + 2);
-    Run a = run_train(m, BackendKind::portable, input, n, dl);
-    Run b = run_train(m, BackendKind::dnnl, input, n, dl);
+    TrainRun a = run_train(m, BackendKind::portable, input, n, dl);
+    TrainRun b = run_train(m, BackendKind::dnnl, input, n, dl);
     EXPECT_TRUE(test::all_close(b.logits, a.logits, 1e-4, 1e-5));
     EXPECT_TRUE(test::all_close(b.grads, a.grads, 1e-3, 1e-5));
     EXPECT_TRUE(test::all_close(b.state, a.state, 1e-4, 1e-6));
@@ -110,31 +111,39 @@ void check_finite_differences(BackendKind backend) {
     const int k = m.graph.output().out.c;
     auto input = test::random_vector(size_t(n) * m.graph.input.size(), seed + 1);
     auto R = test::random_vector(size_t(n) * k, seed + 2);
-    Run r = run_train(m, backend, input, n, R);
+    TrainRun r = run_train(m, backend, input, n, R);
     auto loss = [&](const Model& mm) {
-      Run q = run_train(mm, backend, input, n, R);
+      TrainRun q = run_train(mm, backend, input, n, R);
       double s = 0;
       for (size_t i = 0; i < R.size(); ++i) s += double(q.logits[i]) * R[i];
       return s;
     };
     std::mt19937_64 rng(seed + 3);
-    const int checks = 40;
-    int bad = 0;
-    for (int c = 0; c < checks; ++c) {
+    const double base = loss(m);
+    int bad = 0, checked = 0;
+    for (int c = 0; c < 60; ++c) {
       const size_t i = rng() % m.params.size();
-      const float h = 1e-2f * std::max(1.0f, std::abs(m.params[i]));
+      const float h = 5e-3f * std::max(1.0f, std::abs(m.params[i]));
       Model plus = m, minus = m;
       plus.params[i] += h;
       minus.params[i] -= h;
-      const double fd = (loss(plus) - loss(minus)) / (double(plus.params[i]) - minus.params[i]);
+      const double up = loss(plus), down = loss(minus);
+      const double right = (up - base) / (double(plus.params[i]) - m.params[i]);
+      const double left = (base - down) / (double(m.params[i]) - minus.params[i]);
+      const double fd = (up - down) / (double(plus.params[i]) - minus.params[i]);
+      // One-sided slopes that disagree mean a kink (relu at 0, pool tie) inside the step.
+      if (std::abs(right - left) > 5e-4 + 0.02 * std::abs(fd)) continue;
+      ++checked;
       const double got = r.grads[i];
-      if (std::abs(fd - got) > 2e-2 * std::max(1.0, std::abs(fd))) {
-        ++bad;  // kinks (relu at 0, pool ties) can spoil a few; more is a bug
-        ADD_FAILURE_AT(__FILE__, __LINE__)
-            << "param " << i << ": backward " << got << " vs fd " << fd;
+      if (std::abs(fd - got) > 5e-4 + 2e-2 * std::abs(fd)) {
+        ++bad;
+        std::printf("param %zu: backward %g vs finite difference %g\n", i, got, fd);
       }
     }
-    EXPECT_LE(bad, 0);
+    EXPECT_GE(checked, 20) << "too many kinks: the check lost its power";
+    // A kink just outside the one-sided test's reach can spoil one check; a wrong backward
+    // spoils most of them.
+    EXPECT_LE(bad, 1);
   }
 }
 
