@@ -38,7 +38,7 @@ void dense_fwd(const DenseShape& s, const float* src, const float* wei, const fl
     if (relu) {
       for (int r = r0; r < r1; ++r) {
         float* d = dst + int64_t(r) * s.out;
-        for (int o = c0; o < c1; ++o) d[o] = std::max(d[o], 0.f);
+        for (int o = c0; o < c1; ++o) d[o] = detail::relu(d[o]);
       }
     }
   });

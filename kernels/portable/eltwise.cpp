@@ -21,7 +21,7 @@ void blocked(int64_t count, F&& body) {
 }  // namespace
 
 void relu_fwd(int64_t count, const float* src, float* dst) {
-  blocked(count, [&](int64_t i0, int64_t i1) {
+  blocked(count, [=](int64_t i0, int64_t i1) {
 #pragma omp simd
     for (int64_t i = i0; i < i1; ++i) {
       const float x = src[i];
@@ -31,20 +31,28 @@ void relu_fwd(int64_t count, const float* src, float* dst) {
 }
 
 void relu_bwd(int64_t count, const float* dst, const float* ddst, float* dsrc, bool accumulate) {
-  blocked(count, [&](int64_t i0, int64_t i1) {
-    if (accumulate) {
+  if (accumulate) {
+    blocked(count, [=](int64_t i0, int64_t i1) {
+      const float* y = dst;
+      const float* g = ddst;
+      float* dx = dsrc;
 #pragma omp simd
-      for (int64_t i = i0; i < i1; ++i) dsrc[i] += dst[i] > 0.f ? ddst[i] : 0.f;
-    } else {
+      for (int64_t i = i0; i < i1; ++i) dx[i] += y[i] > 0.f ? g[i] : 0.f;
+    });
+  } else {
+    blocked(count, [=](int64_t i0, int64_t i1) {
+      const float* y = dst;
+      const float* g = ddst;
+      float* dx = dsrc;
 #pragma omp simd
-      for (int64_t i = i0; i < i1; ++i) dsrc[i] = dst[i] > 0.f ? ddst[i] : 0.f;
-    }
-  });
+      for (int64_t i = i0; i < i1; ++i) dx[i] = y[i] > 0.f ? g[i] : 0.f;
+    });
+  }
 }
 
 void add_fwd(int64_t count, int k, const float* const* srcs, float* dst) {
   IOTNAS_ASSERT(k >= 1, "add_fwd: needs at least one input");
-  blocked(count, [&](int64_t i0, int64_t i1) {
+  blocked(count, [=](int64_t i0, int64_t i1) {
     if (dst != srcs[0]) std::copy(srcs[0] + i0, srcs[0] + i1, dst + i0);
     for (int j = 1; j < k; ++j) {
       const float* x = srcs[j];

@@ -28,8 +28,18 @@ void gemm_acc(int m, int n, int k, const float* a, int lda, bool a_trans, const 
 // `parallel` is false (tiny work, where forking threads costs more than it saves).
 template <typename F>
 void parallel_for(int64_t count, bool parallel, F&& body) {
-#pragma omp parallel for schedule(static) if (parallel && count > 1)
+  if (!parallel || count <= 1 || omp_get_max_threads() == 1) {
+    for (int64_t i = 0; i < count; ++i) body(i);  // no team of one: it costs ~1 us per call
+    return;
+  }
+#pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < count; ++i) body(i);
+}
+
+// max(x, 0) with NaN kept. Not std::max(x, 0.f): inside `omp simd` loops g++ 12 puts the
+// temporary 0.f that std::max binds by reference in memory and gives up vectorising.
+inline float relu(float x) {
+  return x < 0.f ? 0.f : x;
 }
 
 // Below this many flops (or floats moved, for memory-bound ops) a kernel runs on one thread.

@@ -19,6 +19,12 @@ inline void window(int o, int stride, int pad, int k, int in, int* lo, int* hi) 
   *hi = std::min(start + k, in);
 }
 
+// max(a, b) that returns NaN when either is NaN (std::max returns its first argument for a NaN
+// second one); a select, so it vectorises.
+inline float nan_max(float a, float b) {
+  return (a > b || a != a) ? a : b;
+}
+
 bool parallel_pool(const PoolShape& s) {
   return s.dst_size() * s.kh * s.kw >= detail::kParallelMinWork;
 }
@@ -37,12 +43,11 @@ void max_pool_fwd(const PoolShape& s, const float* src, float* dst, int32_t* arg
         const float* r0 = x + int64_t(2 * oh) * s.w_in;
         const float* r1 = r0 + s.w_in;
         float* yr = y + int64_t(oh) * s.w_out;
+        const int w_out = s.w_out;
 #pragma omp simd
-        for (int ow = 0; ow < s.w_out; ++ow) {
-          // NaN propagates: std::max(a, b) returns a unless b > a, so fold NaNs in explicitly.
+        for (int ow = 0; ow < w_out; ++ow) {
           const float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
-          const float m = std::max(std::max(a, b), std::max(c, d));
-          yr[ow] = (a != a || b != b || c != c || d != d) ? a + b + c + d : m;
+          yr[ow] = nan_max(nan_max(a, b), nan_max(c, d));
         }
       }
       return;

@@ -177,7 +177,6 @@ TEST(PortableConv, BackwardWeightsExactOnIntegersEveryVariant) {
 TEST(PortableConv, BackwardMatchesFiniteDifferences) {
   const uint64_t seed = fresh_seed();
   SCOPED_TRACE(seed_note(seed));
-  constexpr size_t kProbes = 12;
   constexpr double kStep = 1e-2;
   int i = 0;
   for (const ConvShape& s : conv_cases()) {
@@ -190,9 +189,12 @@ TEST(PortableConv, BackwardMatchesFiniteDifferences) {
     ++i;
     const auto sd = ref::to_double(src), wd = ref::to_double(wei), bd = ref::to_double(bias),
                rd = ref::to_double(r);
-    const auto idx_src = test::random_indices(sd.size(), kProbes, pick);
-    const auto idx_wei = test::random_indices(wd.size(), kProbes, pick + 1);
-    const auto idx_bias = test::random_indices(bd.size(), kProbes, pick + 2);
+    // Each probe costs two reference forwards: fewer on the big shapes (the exact tests above
+    // compare every element of every variant's backward with the reference adjoint anyway).
+    const size_t probes = s.flops() > 1000000 ? 4 : 12;
+    const auto idx_src = test::random_indices(sd.size(), probes, pick);
+    const auto idx_wei = test::random_indices(wd.size(), probes, pick + 1);
+    const auto idx_bias = test::random_indices(bd.size(), probes, pick + 2);
     const auto fd_src = ref::numeric_grad(
         [&](const std::vector<double>& x) {
           return ref::dot(ref::conv2d_fwd(s, x, wd, bd, false), rd);
@@ -289,21 +291,34 @@ TEST(PortableConv, SameBitsForAnyThreadCount) {
 }
 
 TEST(PortableConv, DispatchPicksTheExpectedVariant) {
-  // stride 1 with kernel sides in {1, 3, 5, 7}: direct, forward and backward data.
-  const ConvShape s3 = conv_shape(1, 16, 32, 14, 14, 3, 3, 1, 1, 1, 1);
-  EXPECT_STREQ(conv2d_fwd_variant_name(s3), "direct");
-  EXPECT_STREQ(conv2d_bwd_data_variant_name(s3), "direct");
-  EXPECT_STREQ(conv2d_bwd_weights_variant_name(s3), "gemm");
-  // depthwise stride 2: generic everywhere.
-  const ConvShape dw = conv_shape(2, 8, 8, 10, 10, 3, 3, 2, 2, 1, 1, 8);
-  EXPECT_STREQ(conv2d_fwd_variant_name(dw), "generic");
-  EXPECT_STREQ(conv2d_bwd_data_variant_name(dw), "generic");
-  EXPECT_STREQ(conv2d_bwd_weights_variant_name(dw), "generic");
-  // dense stride 2: gemm.
-  const ConvShape s2 = conv_shape(2, 16, 32, 14, 14, 3, 3, 2, 2, 1, 1);
-  EXPECT_STREQ(conv2d_fwd_variant_name(s2), "gemm");
-  EXPECT_TRUE(conv2d_direct_supports(s3));
-  EXPECT_FALSE(conv2d_direct_supports(s2));
+  struct Want {
+    ConvShape s;
+    const char *fwd, *bwd_data, *bwd_weights;
+  };
+  const Want wants[] = {
+      // 3x3 stride 1: direct, except the weight gradient of a dense convolution.
+      {conv_shape(1, 16, 32, 14, 14, 3, 3, 1, 1, 1, 1), "direct", "direct", "gemm"},
+      // a first layer: the flipped convolution for dsrc would have 1 output channel.
+      {conv_shape(8, 1, 16, 28, 28, 3, 3, 1, 1, 1, 1), "direct", "gemm", "gemm"},
+      // stride 2: direct forward only.
+      {conv_shape(2, 16, 32, 14, 14, 3, 3, 2, 2, 1, 1), "direct", "gemm", "gemm"},
+      // depthwise, stride 1 and 2.
+      {conv_shape(2, 8, 8, 10, 10, 3, 3, 1, 1, 1, 1, 8), "direct", "direct", "direct"},
+      {conv_shape(2, 8, 8, 10, 10, 3, 3, 2, 2, 1, 1, 8), "direct", "generic", "direct"},
+      // kernel sides outside {1, 3, 5, 7}.
+      {conv_shape(2, 8, 16, 12, 12, 2, 2, 2, 2), "gemm", "gemm", "gemm"},
+      {conv_shape(2, 8, 8, 12, 12, 2, 2, 2, 2, 0, 0, 8), "generic", "generic", "generic"},
+  };
+  for (const Want& w : wants) {
+    SCOPED_TRACE(describe(w.s));
+    EXPECT_STREQ(conv2d_fwd_variant_name(w.s), w.fwd);
+    EXPECT_STREQ(conv2d_bwd_data_variant_name(w.s), w.bwd_data);
+    EXPECT_STREQ(conv2d_bwd_weights_variant_name(w.s), w.bwd_weights);
+  }
+  // Every list ends with a variant that takes any shape.
+  EXPECT_STREQ(conv2d_fwd_variants().back().name, "gemm");
+  EXPECT_STREQ(conv2d_bwd_data_variants().back().name, "gemm");
+  EXPECT_STREQ(conv2d_bwd_weights_variants().back().name, "gemm");
 }
 
 }  // namespace
