@@ -70,8 +70,8 @@ bool always() {
 
 const RoundVariant variants[] = {
 #if defined(__x86_64__)
-    {"f32_round__avx512", [] { return cpu_features().has_avx512(); }, f32_round__avx512,
-     f32_round_stream__avx512},
+    {"f32_round__avx512", [] { return cpu_features().has_avx512() && cpu_features().f16c; },
+     f32_round__avx512, f32_round_stream__avx512},
     {"f32_round__avx2", [] { return cpu_features().has_avx2(); }, f32_round__avx2,
      f32_round_stream__avx2},
 #endif

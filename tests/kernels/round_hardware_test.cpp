@@ -1,4 +1,6 @@
-// Hardware anchors over all 2^32 float32 bit patterns: the dispatched rounding kernel against
+// Hardware anchors over all 2^32 float32 bit patterns: the portable kernel (f32_round__scalar, the
+// per-element body shared with CUDA) and the dispatched kernel (which uses F16C itself for half)
+// against
 //  - F16C (vcvtps2ph with round-to-nearest-even, then vcvtph2ps) for T(5,10), and
 //  - AVX-512 BF16 (vcvtneps2bf16) for T(8,7), except on float32 subnormal inputs, which that
 //    instruction flushes to zero (FACTS.md).
@@ -14,6 +16,7 @@
 #include <bit>
 #include <cstdint>
 #include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "iotnas/config.hpp"
@@ -58,10 +61,10 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) inline __m512i hw_bfloat1
 
 // Checks patterns [start, start + block) into t.
 __attribute__((target("avx512f,avx512bw,f16c,avx512bf16"))) void check_block(
-    Anchor anchor, uint32_t start, const RoundParams& p, FloatFormat f, uint32_t* src,
-    uint32_t* mine, Tally& t) {
+    Anchor anchor, uint32_t start, const RoundParams& p, FloatFormat f, RoundKernel kernel,
+    uint32_t* src, uint32_t* mine, Tally& t) {
   for (int64_t i = 0; i < block; ++i) src[i] = start + uint32_t(i);
-  round_array(reinterpret_cast<const float*>(src), reinterpret_cast<float*>(mine), block, p);
+  kernel(reinterpret_cast<const float*>(src), reinterpret_cast<float*>(mine), block, p);
   for (int64_t i = 0; i < block; i += 16) {
     const __m512i x = _mm512_loadu_si512(src + i);
     const __m512i got = _mm512_loadu_si512(mine + i);
@@ -104,7 +107,7 @@ __attribute__((target("avx512f,avx512bw,f16c,avx512bf16"))) void check_block(
   }
 }
 
-Tally run_all(Anchor anchor, FloatFormat f) {
+Tally run_all(Anchor anchor, FloatFormat f, RoundKernel kernel) {
   const RoundParams p = make_round_params(f);
   const int64_t blocks = (int64_t(1) << 32) / block;
   const int64_t stride = quick() ? 4099 : 1;
@@ -115,7 +118,7 @@ Tally run_all(Anchor anchor, FloatFormat f) {
     Tally local;
 #pragma omp for schedule(dynamic, 16)
     for (int64_t b = 0; b < blocks; b += stride)
-      check_block(anchor, uint32_t(b * block), p, f, src.data(), mine.data(), local);
+      check_block(anchor, uint32_t(b * block), p, f, kernel, src.data(), mine.data(), local);
 #pragma omp critical
     {
       if (all.bad == 0 && local.bad != 0) {
@@ -147,19 +150,25 @@ TEST(RoundHardware, HalfEqualsF16cOnAllPatterns) {
   const auto& cpu = cpu_features();
   if (!(cpu.avx512f && cpu.avx512bw && cpu.f16c))
     GTEST_SKIP() << "needs AVX-512F/BW and F16C (vcvtps2ph); this CPU has: " << cpu.isa_list();
-  const Tally t = run_all(Anchor::f16c, format_half);
-  report(t, "F16C");
-  EXPECT_EQ(t.checked, quick() ? t.checked : int64_t(1) << 32);
+  for (const char* which : {"f32_round__scalar", "dispatched"}) {
+    const RoundKernel kernel = which[0] == 'd' ? round_variant().fn : f32_round__scalar;
+    const Tally t = run_all(Anchor::f16c, format_half, kernel);
+    report(t, (std::string("F16C vs ") + which).c_str());
+    EXPECT_EQ(t.checked, quick() ? t.checked : int64_t(1) << 32);
+  }
 }
 
 TEST(RoundHardware, Bfloat16EqualsAvx512Bf16OnAllNonSubnormalPatterns) {
   const auto& cpu = cpu_features();
   if (!(cpu.avx512f && cpu.avx512bw && cpu.avx512bf16))
     GTEST_SKIP() << "needs AVX-512 BF16 (vcvtneps2bf16); this CPU has: " << cpu.isa_list();
-  const Tally t = run_all(Anchor::bf16, format_bfloat16);
-  report(t, "AVX512-BF16");
-  // 2^32 minus the 2 * (2^23 - 1) subnormal patterns.
-  EXPECT_EQ(t.checked, quick() ? t.checked : (int64_t(1) << 32) - 2 * ((int64_t(1) << 23) - 1));
+  for (const char* which : {"f32_round__scalar", "dispatched"}) {
+    const RoundKernel kernel = which[0] == 'd' ? round_variant().fn : f32_round__scalar;
+    const Tally t = run_all(Anchor::bf16, format_bfloat16, kernel);
+    report(t, (std::string("AVX512-BF16 vs ") + which).c_str());
+    // 2^32 minus the 2 * (2^23 - 1) subnormal patterns.
+    EXPECT_EQ(t.checked, quick() ? t.checked : (int64_t(1) << 32) - 2 * ((int64_t(1) << 23) - 1));
+  }
 }
 
 #else
