@@ -24,15 +24,17 @@ float* scratch(int slot, size_t count);
 void gemm_acc(int m, int n, int k, const float* a, int lda, bool a_trans, const float* b, int ldb,
               bool b_trans, float* c, int ldc);
 
-// Runs body(i) for i in [0, count) over the OpenMP threads, statically scheduled; serially when
-// `parallel` is false (tiny work, where forking threads costs more than it saves).
+// Runs body(i) for i in [0, count) over the OpenMP threads; serially when `parallel` is false
+// (tiny work, where forking threads costs more than it saves). Dynamically scheduled: on a shared
+// machine a thread that is preempted for a while does not hold the others up. (Which thread runs
+// an item never changes the result: items are fixed by the shape.)
 template <typename F>
 void parallel_for(int64_t count, bool parallel, F&& body) {
   if (!parallel || count <= 1 || omp_get_max_threads() == 1) {
     for (int64_t i = 0; i < count; ++i) body(i);  // no team of one: it costs ~1 us per call
     return;
   }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 1)
   for (int64_t i = 0; i < count; ++i) body(i);
 }
 

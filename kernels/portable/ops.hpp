@@ -35,12 +35,13 @@ void conv2d_bwd_weights(const ConvShape& s, const float* src, const float* ddst,
 // first variant that `picks` the shape (the last picks every shape). `supports` says which shapes
 // a variant computes correctly (a superset of `picks`): tests and benchmarks walk the same lists
 // over every supported shape, so every variant is checked and timed. Same contracts as the ops.
-//  - "direct": stride 1, kernel height and width each in {1, 3, 5, 7}, padding below the kernel
-//    size: vectorised loops over a zero-padded copy of the input with compile-time kernel sizes
-//    and a block of output channels in registers (the batch-1 latency path; backward data runs
-//    it on ddst with the flipped kernel).
+//  - "direct": kernel height and width each in {1, 3, 5, 7}, padding below the kernel size, any
+//    stride (backward data: stride 1): vectorised loops over zero-padded, stride-split copies of
+//    the input with compile-time kernel sizes and a block of output channels in registers, bias
+//    and ReLU fused into the store. The batch-1 latency path; backward data runs it on ddst with
+//    the flipped kernel; its weight gradient is for depthwise and thin groups.
 //  - "generic": plain loops vectorised along the output row, any shape; the path for depthwise
-//    and thin grouped convolutions.
+//    and thin grouped convolutions that "direct" does not take.
 //  - "gemm": im2col (per image and group, in a per-thread scratch) + Eigen GEMM, any shape;
 //    1x1 stride-1 unpadded convolutions use the input as is.
 struct ConvFwdVariant {
@@ -71,7 +72,7 @@ const char* conv2d_fwd_variant_name(const ConvShape& s);
 const char* conv2d_bwd_data_variant_name(const ConvShape& s);
 const char* conv2d_bwd_weights_variant_name(const ConvShape& s);
 
-// The direct forward variant by name (stride 1, kernel sides in {1, 3, 5, 7}, pad < kernel);
+// The direct forward variant by name (kernel sides in {1, 3, 5, 7}, pad < kernel, any stride);
 // bias and ReLU are fused into the store.
 bool conv2d_direct_supports(const ConvShape& s);
 void conv2d_fwd_direct(const ConvShape& s, const float* src, const float* wei, const float* bias,

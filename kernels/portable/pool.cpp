@@ -25,6 +25,48 @@ inline float nan_max(float a, float b) {
   return (a > b || a != a) ? a : b;
 }
 
+// One output row of a 2x2 stride-2 unpadded max pool from input rows r0 and r1: blocks of
+// kBlock outputs with a fixed-length loop (which vectorises whatever w_out is; rows of 7 or 14
+// outputs otherwise run as scalar remainders), the last partial block from a padded copy.
+constexpr int kBlock = 8;
+inline void pool2x2_block(const float* r0, const float* r1, float* out) {
+#pragma omp simd
+  for (int v = 0; v < kBlock; ++v) {
+    out[v] = nan_max(nan_max(r0[2 * v], r0[2 * v + 1]), nan_max(r1[2 * v], r1[2 * v + 1]));
+  }
+}
+void pool2x2_row(const float* r0, const float* r1, int w_out, float* y) {
+  int k = 0;
+  for (; k + kBlock <= w_out; k += kBlock) pool2x2_block(r0 + 2 * k, r1 + 2 * k, y + k);
+  if (k == w_out) return;
+  const int left = w_out - k;
+  float a[2 * kBlock] = {}, b[2 * kBlock] = {}, o[kBlock];
+  std::copy(r0 + 2 * k, r0 + 2 * w_out, a);
+  std::copy(r1 + 2 * k, r1 + 2 * w_out, b);
+  pool2x2_block(a, b, o);
+  std::copy(o, o + left, y + k);
+}
+
+// A whole plane. Rows but the last run whole blocks, the last block spilling past the row end:
+// the spill lands in the next output row (rewritten right after, rows go in order) and reads
+// stay inside the plane, as long as 2*w_out >= the blocks' width. The last row uses the padded
+// copy, so nothing is written outside the plane.
+void pool2x2_plane(const float* x, int w_in, int h_out, int w_out, float* y) {
+  const int blocks = (w_out + kBlock - 1) / kBlock;
+  const bool spill_ok = 2 * w_out >= blocks * kBlock;
+  for (int oh = 0; oh < h_out; ++oh) {
+    const float* r0 = x + int64_t(2 * oh) * w_in;
+    const float* r1 = r0 + w_in;
+    float* yr = y + int64_t(oh) * w_out;
+    if (spill_ok && oh + 1 < h_out) {
+      for (int b = 0; b < blocks; ++b)
+        pool2x2_block(r0 + 2 * kBlock * b, r1 + 2 * kBlock * b, yr + kBlock * b);
+    } else {
+      pool2x2_row(r0, r1, w_out, yr);
+    }
+  }
+}
+
 bool parallel_pool(const PoolShape& s) {
   return s.dst_size() * s.kh * s.kw >= detail::kParallelMinWork;
 }
@@ -38,18 +80,8 @@ void max_pool_fwd(const PoolShape& s, const float* src, float* dst, int32_t* arg
   parallel_for(int64_t(s.n) * s.c, parallel_pool(s), [&](int64_t t) {
     const float* x = src + t * in_plane;
     float* y = dst + t * out_plane;
-    if (fast2x2) {  // inference: no argmax, no padding, vectorisable
-      for (int oh = 0; oh < s.h_out; ++oh) {
-        const float* r0 = x + int64_t(2 * oh) * s.w_in;
-        const float* r1 = r0 + s.w_in;
-        float* yr = y + int64_t(oh) * s.w_out;
-        const int w_out = s.w_out;
-#pragma omp simd
-        for (int ow = 0; ow < w_out; ++ow) {
-          const float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
-          yr[ow] = nan_max(nan_max(a, b), nan_max(c, d));
-        }
-      }
+    if (fast2x2) {
+      pool2x2_plane(x, s.w_in, s.h_out, s.w_out, y);
       return;
     }
     int32_t* am = argmax ? argmax + t * out_plane : nullptr;

@@ -28,6 +28,9 @@ std::vector<PoolShape> pool_cases() {
   return {
       pool_shape(1, 8, 28, 28, 2, 2, 2, 2, 0, 0),   // the nets' 2x2 pooling
       pool_shape(3, 5, 7, 7, 2, 2, 2, 2, 0, 0),     // odd size: last row/column dropped
+      pool_shape(2, 12, 14, 14, 2, 2, 2, 2, 0, 0),  // 7 outputs per row
+      pool_shape(1, 3, 8, 9, 2, 2, 2, 2, 0, 0),     // 4 per row, odd width
+      pool_shape(2, 2, 19, 34, 2, 2, 2, 2, 0, 0),   // 17 per row, odd height
       pool_shape(2, 17, 13, 11, 3, 3, 2, 2, 1, 1),  // 3x3 stride 2 pad 1
       pool_shape(1, 16, 9, 9, 3, 3, 1, 1, 1, 1),    // 3x3 stride 1 pad 1
       pool_shape(2, 3, 8, 9, 2, 3, 1, 2, 0, 1),     // non-square
