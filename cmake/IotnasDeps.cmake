@@ -29,7 +29,17 @@ find_package(SQLite3 QUIET)
 iotnas_require(SQLite3_FOUND "SQLite 3" "libsqlite3-dev")
 
 if(IOTNAS_DNNL)
-  find_package(dnnl CONFIG QUIET)
+  # Debian's dnnl-config.cmake insists on OpenCL development files that a CPU build never uses,
+  # so the header and library are found directly.
+  find_path(IOTNAS_DNNL_INCLUDE oneapi/dnnl/dnnl.hpp)
+  find_library(IOTNAS_DNNL_LIBRARY dnnl)
+  set(dnnl_FOUND OFF)
+  if(IOTNAS_DNNL_INCLUDE AND IOTNAS_DNNL_LIBRARY)
+    set(dnnl_FOUND ON)
+    add_library(DNNL::dnnl UNKNOWN IMPORTED)
+    set_target_properties(DNNL::dnnl PROPERTIES IMPORTED_LOCATION "${IOTNAS_DNNL_LIBRARY}"
+                          INTERFACE_INCLUDE_DIRECTORIES "${IOTNAS_DNNL_INCLUDE}")
+  endif()
   iotnas_require(dnnl_FOUND "oneDNN (or configure with -DIOTNAS_DNNL=OFF)" "libdnnl-dev")
 endif()
 

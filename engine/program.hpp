@@ -25,7 +25,17 @@ enum class Mode { train, infer };
 // loaded) and each node's output before any consumer reads it. `data` holds `count` floats in the
 // backend's layout (padding lanes of blocked layouts are zero and must stay zero: any function
 // with f(0) = 0 is safe). Inference only. Used to fuse reduced-precision rounding.
+// With several programs in flight (one per thread), the hook is called concurrently: it must be
+// safe to call from several threads at once.
 using ActivationHook = std::function<void(int node, float* data, int64_t count)>;
+
+enum class HookScope {
+  all_maps,       // the input and every produced map
+  computed_maps,  // skips maps of relu, max_pool, concat and flatten whose inputs were all
+                  // hooked (or skipped) already: they only select or move values the hook has
+                  // seen, so a hook that is idempotent and commutes with max and with x -> 0
+                  // for x < 0 (rounding to a float format) would leave them unchanged
+};
 
 // The buffers a program reads and writes; owned by the caller, sized by the graph.
 struct ProgramBuffers {
@@ -52,7 +62,7 @@ class Program {
   // Training only: dlogits [n, classes] (n of the last forward) -> buffers.grads (overwritten).
   virtual void backward(const float* dlogits) = 0;
   // Inference only: installs (or clears, with nullptr) the activation hook.
-  virtual void set_hook(ActivationHook hook) = 0;
+  virtual void set_hook(ActivationHook hook, HookScope scope = HookScope::all_maps) = 0;
   virtual int capacity() const = 0;
   // Inference programs may keep parameters repacked between forwards: call after changing the
   // contents of buffers.params. (Training programs read them at every forward.)
@@ -62,6 +72,10 @@ class Program {
 // Compiles `graph` for a backend. Throws iotnas::Error when the backend cannot run here.
 std::unique_ptr<Program> compile(const Graph& graph, const ProgramOptions& options,
                                  const ProgramBuffers& buffers);
+
+// For HookScope::computed_maps: per node, whether its map is skipped. (A conv2d/dense computed
+// together with its relu is hooked once, at the relu, on relu's map; that relu is then skipped.)
+std::vector<bool> hook_skips(const Graph& graph);
 
 // Per-backend factories (compile dispatches on options.backend).
 std::unique_ptr<Program> compile_portable(const Graph& graph, const ProgramOptions& options,

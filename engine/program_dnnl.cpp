@@ -53,7 +53,7 @@ class Plan {
   Plan(const Graph& g, const ProgramOptions& o, const ProgramBuffers& b, int n,
        const dnnl::engine& eng, dnnl::stream& strm);
 
-  void forward(const float* input, const ActivationHook& hook);
+  void forward(const float* input, const ActivationHook& hook, const std::vector<bool>& skip);
   void backward(const float* dlogits);
   const float* logits() const {
     return static_cast<const float*>(rt_.back().out.get_data_handle());
@@ -671,7 +671,7 @@ void Plan::build_flatten(int i) {
   r.bwd.insert(r.bwd.end(), after.begin(), after.end());
 }
 
-void Plan::forward(const float* input, const ActivationHook& hook) {
+void Plan::forward(const float* input, const ActivationHook& hook, const std::vector<bool>& skip) {
   if (!weights_ready_ || train_) {
     for (auto& s : weight_steps_) s();
     weights_ready_ = true;
@@ -682,7 +682,7 @@ void Plan::forward(const float* input, const ActivationHook& hook) {
   for (size_t i = 1; i < rt_.size(); ++i) {
     NodeRt& r = rt_[i];
     for (auto& s : r.fwd) s();
-    if (hook && !relu_is_fused_[i] && !r.fwd.empty()) {
+    if (hook && !relu_is_fused_[i] && !r.fwd.empty() && !skip[i]) {
       const int at = fused_relu_[i] >= 0 ? fused_relu_[i] : int(i);
       hook(at, static_cast<float*>(r.out.get_data_handle()),
            int64_t(r.md.get_size() / sizeof(float)));
@@ -707,14 +707,17 @@ class DnnlProgram final : public Program {
   }
   int capacity() const override { return opt_.batch; }
   const float* logits() const override { return current_->logits(); }
-  void set_hook(ActivationHook hook) override {
+  void set_hook(ActivationHook hook, HookScope scope) override {
     IOTNAS_ASSERT(opt_.mode == Mode::infer, "hooks are for inference programs");
     hook_ = std::move(hook);
+    skip_.assign(g_.nodes.size(), false);
+    if (scope == HookScope::computed_maps) skip_ = hook_skips(g_);
   }
   void forward(const float* input, int n) override {
     IOTNAS_ASSERT(n >= 1 && n <= opt_.batch, "batch exceeds the program's capacity");
     current_ = &plan(n);
-    current_->forward(input, hook_);
+    if (skip_.empty()) skip_.assign(g_.nodes.size(), false);
+    current_->forward(input, hook_, skip_);
   }
   void backward(const float* dlogits) override {
     IOTNAS_ASSERT(opt_.mode == Mode::train && current_, "backward needs a training forward first");
@@ -745,6 +748,7 @@ class DnnlProgram final : public Program {
   std::map<int, std::unique_ptr<Plan> > plans_;
   Plan* current_ = nullptr;
   ActivationHook hook_;
+  std::vector<bool> skip_;
 };
 
 }  // namespace

@@ -77,9 +77,11 @@ class PortableProgram final : public Program {
 
   int capacity() const override { return opt_.batch; }
   const float* logits() const override { return out_.back(); }
-  void set_hook(ActivationHook hook) override {
+  void set_hook(ActivationHook hook, HookScope scope) override {
     IOTNAS_ASSERT(opt_.mode == Mode::infer, "hooks are for inference programs");
     hook_ = std::move(hook);
+    skip_.assign(g_.nodes.size(), false);
+    if (scope == HookScope::computed_maps) skip_ = hook_skips(g_);
   }
 
   void forward(const float* input, int n) override {
@@ -92,7 +94,7 @@ class PortableProgram final : public Program {
       if (node.layer.op == Op::flatten) continue;
       if (node.layer.op == Op::relu && fused_relu_[node.inputs[0]] == int(i)) continue;
       forward_node(int(i));
-      if (hook_) {
+      if (hook_ && !skip_[i]) {
         const int at = fused_relu_[i] >= 0 ? fused_relu_[i] : int(i);
         hook_(at, out_[i], int64_t(n) * node.out.size());
       }
@@ -366,6 +368,7 @@ class PortableProgram final : public Program {
   std::vector<std::vector<int32_t>> argmax_;
   std::vector<std::vector<float>> bn_mean_, bn_var_;
   ActivationHook hook_;
+  std::vector<bool> skip_;
 };
 
 }  // namespace
@@ -373,22 +376,6 @@ class PortableProgram final : public Program {
 std::unique_ptr<Program> compile_portable(const Graph& graph, const ProgramOptions& options,
                                           const ProgramBuffers& buffers) {
   return std::make_unique<PortableProgram>(graph, options, buffers);
-}
-
-std::unique_ptr<Program> compile(const Graph& graph, const ProgramOptions& options,
-                                 const ProgramBuffers& buffers) {
-  const auto& info = kernels::backend_info(options.backend);
-  if (!info.usable) fail("backend '", info.name, "' cannot run here: ", info.why_not);
-  switch (options.backend) {
-    case kernels::BackendKind::portable:
-      return compile_portable(graph, options, buffers);
-    case kernels::BackendKind::dnnl:
-      return compile_dnnl(graph, options, buffers);
-    case kernels::BackendKind::cuda:
-      break;
-  }
-  fail("backend '", info.name,
-       "' cannot run models yet (rounding kernels only); use --backend auto");
 }
 
 }  // namespace iotnas

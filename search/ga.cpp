@@ -23,6 +23,9 @@ void check_ga_config(const GaConfig& c) {
   if (!(c.miss_weight >= 0 && c.miss_weight <= 100)) {
     fail("GA parameter miss_weight = ", c.miss_weight, " must be in [0, 100]");
   }
+  if (!(c.crossover >= 0 && c.crossover <= 1)) {
+    fail("GA parameter crossover = ", c.crossover, " must be in [0, 1]");
+  }
   if (!(c.mutation_extra >= 0 && c.mutation_extra < 1)) {
     fail("GA parameter mutation_extra = ", c.mutation_extra, " must be in [0, 1)");
   }

@@ -1,6 +1,7 @@
 // GCC 12 with -march=native (AVX-512) warns about Eigen's own eigen-solver internals
 // ("__Y may be used uninitialized"): a known false positive in the intrinsics header.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
 #include "search/spectral.hpp"
 
@@ -103,14 +104,9 @@ double kmeans_once(const Eigen::MatrixXd& x, int k, Rng& rng, int max_iterations
   return inertia;
 }
 
-}  // namespace
-
-std::vector<int> kmeans_pp(const Eigen::MatrixXd& points, int k, uint64_t seed, int restarts,
-                           int max_iterations) {
-  const int n = int(points.rows());
-  IOTNAS_ASSERT(k >= 1 && restarts >= 1, "kmeans_pp: k and restarts must be positive");
-  if (n == 0) return {};
-  k = std::min(k, n);
+// k-means++ restarts; returns the best assignment and its within-cluster sum of squares.
+std::vector<int> best_kmeans(const Eigen::MatrixXd& points, int k, uint64_t seed, int restarts,
+                             int max_iterations, double* inertia_out) {
   std::vector<int> best, assign;
   double best_inertia = std::numeric_limits<double>::infinity();
   for (int r = 0; r < restarts; ++r) {
@@ -121,7 +117,40 @@ std::vector<int> kmeans_pp(const Eigen::MatrixXd& points, int k, uint64_t seed, 
       best = assign;
     }
   }
+  if (inertia_out) *inertia_out = best_inertia;
   return best;
+}
+
+// Rows of the k eigenvectors of the smallest eigenvalues of I - D^-1/2 A D^-1/2, scaled to unit
+// length, for the affinity A_ij = exp(-d_ij^2 / (2 sigma^2)), A_ii = 0.
+Eigen::MatrixXd spectral_embedding(const Eigen::MatrixXd& dist2, double sigma, int k) {
+  const Eigen::Index n = dist2.rows();
+  Eigen::MatrixXd a = (-dist2 / (2 * sigma * sigma)).array().exp().matrix();
+  a.diagonal().setZero();
+  Eigen::VectorXd inv_sqrt_degree(n);
+  for (Eigen::Index i = 0; i < n; ++i) {
+    inv_sqrt_degree(i) = 1.0 / std::sqrt(std::max(a.row(i).sum(), 1e-300));
+  }
+  const Eigen::MatrixXd laplacian = Eigen::MatrixXd::Identity(n, n) -
+                                    inv_sqrt_degree.asDiagonal() * a * inv_sqrt_degree.asDiagonal();
+  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(laplacian);
+  IOTNAS_ASSERT(eig.info() == Eigen::Success, "eigen decomposition of the Laplacian failed");
+  Eigen::MatrixXd u = eig.eigenvectors().leftCols(k);  // eigenvalues ascend
+  for (Eigen::Index i = 0; i < n; ++i) {
+    const double norm = u.row(i).norm();
+    if (norm > 0) u.row(i) /= norm;
+  }
+  return u;
+}
+
+}  // namespace
+
+std::vector<int> kmeans_pp(const Eigen::MatrixXd& points, int k, uint64_t seed, int restarts,
+                           int max_iterations) {
+  IOTNAS_ASSERT(k >= 1 && restarts >= 1, "kmeans_pp: k and restarts must be positive");
+  if (points.rows() == 0) return {};
+  return best_kmeans(points, std::min<int>(k, int(points.rows())), seed, restarts, max_iterations,
+                     nullptr);
 }
 
 std::vector<int> spectral_clustering(const Eigen::MatrixXd& points, int k, uint64_t seed) {
@@ -138,34 +167,33 @@ std::vector<int> spectral_clustering(const Eigen::MatrixXd& points, int k, uint6
   for (int i = 0; i < n; ++i) {
     for (int j = 0; j < n; ++j) dist2(i, j) = (points.row(i) - points.row(j)).squaredNorm();
   }
-  // Local scale: distance to the 7th nearest neighbour (or the farthest, for tiny inputs).
-  const int neighbour = std::min(7, n - 1);
-  std::vector<double> scale(n);
-  std::vector<double> row(n);
+  // Scale candidates: from the median nearest-neighbour distance, doubling up to the diameter.
+  std::vector<double> nearest;
+  double diameter = 0;
   for (int i = 0; i < n; ++i) {
-    for (int j = 0; j < n; ++j) row[j] = dist2(i, j);
-    std::nth_element(row.begin(), row.begin() + neighbour, row.end());
-    scale[i] = std::max(std::sqrt(row[neighbour]), 1e-9);
-  }
-  Eigen::MatrixXd a(n, n);
-  for (int i = 0; i < n; ++i) {
+    double best = std::numeric_limits<double>::infinity();
     for (int j = 0; j < n; ++j) {
-      a(i, j) = i == j ? 0.0 : std::exp(-dist2(i, j) / (scale[i] * scale[j]));
+      if (j != i && dist2(i, j) > 0) best = std::min(best, dist2(i, j));
+      diameter = std::max(diameter, dist2(i, j));
+    }
+    if (std::isfinite(best)) nearest.push_back(std::sqrt(best));
+  }
+  diameter = std::sqrt(diameter);
+  if (nearest.empty()) return kmeans_pp(points, k, seed);  // all points equal
+  std::nth_element(nearest.begin(), nearest.begin() + nearest.size() / 2, nearest.end());
+  const double first = nearest[nearest.size() / 2];
+  // Ng, Jordan & Weiss: keep the scale whose embedding clusters most tightly.
+  std::vector<int> best;
+  double best_inertia = std::numeric_limits<double>::infinity();
+  for (double sigma = first; sigma <= 2 * diameter; sigma *= 2) {
+    double inertia = 0;
+    auto assign = best_kmeans(spectral_embedding(dist2, sigma, k), k, seed, 10, 100, &inertia);
+    if (inertia < best_inertia - 1e-9) {
+      best_inertia = inertia;
+      best = std::move(assign);
     }
   }
-  Eigen::VectorXd inv_sqrt_degree(n);
-  for (int i = 0; i < n; ++i)
-    inv_sqrt_degree(i) = 1.0 / std::sqrt(std::max(a.row(i).sum(), 1e-300));
-  const Eigen::MatrixXd laplacian = Eigen::MatrixXd::Identity(n, n) -
-                                    inv_sqrt_degree.asDiagonal() * a * inv_sqrt_degree.asDiagonal();
-  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(laplacian);
-  IOTNAS_ASSERT(eig.info() == Eigen::Success, "eigen decomposition of the Laplacian failed");
-  Eigen::MatrixXd u = eig.eigenvectors().leftCols(k);  // eigenvalues ascend
-  for (int i = 0; i < n; ++i) {
-    const double norm = u.row(i).norm();
-    if (norm > 0) u.row(i) /= norm;
-  }
-  return kmeans_pp(u, k, seed);
+  return best;
 }
 
 }  // namespace iotnas::search

@@ -1,6 +1,6 @@
-// Spectral clustering (Ng, Jordan & Weiss 2002, with Zelnik-Manor & Perona's local scaling) and
-// k-means++ (Arthur & Vassilvitskii 2007). Used to split the GA's final population of laws into k
-// groups of similar laws (paper §4); deterministic given the seed.
+// Spectral clustering (Ng, Jordan & Weiss 2002) and k-means++ (Arthur & Vassilvitskii 2007). Used
+// to split the GA's final population of laws into k groups of similar laws (paper §4);
+// deterministic given the seed.
 #pragma once
 
 #include <Eigen/Dense>
@@ -10,10 +10,11 @@
 namespace iotnas::search {
 
 // Clusters the rows of `points` (n x d) into min(k, n) groups; returns a cluster index in
-// [0, min(k, n)) per row, every cluster non-empty. Affinity A_ij = exp(-|xi-xj|^2 / (s_i s_j)),
-// s_i = distance from x_i to its 7th nearest neighbour; the k eigenvectors of the smallest
-// eigenvalues of the normalised Laplacian I - D^-1/2 A D^-1/2 (rows scaled to unit length) are
-// clustered by k-means++.
+// [0, min(k, n)) per row. Affinity A_ij = exp(-|xi-xj|^2 / (2 sigma^2)); the rows of the k
+// eigenvectors of the smallest eigenvalues of the normalised Laplacian I - D^-1/2 A D^-1/2,
+// scaled to unit length, are clustered by k-means++. sigma is chosen as Ng, Jordan & Weiss
+// suggest: among the median nearest-neighbour distance times 1, 2, 4, ... up to the diameter,
+// the one whose embedding k-means clusters most tightly.
 std::vector<int> spectral_clustering(const Eigen::MatrixXd& points, int k, uint64_t seed);
 
 // k-means with k-means++ seeding; the best of `restarts` runs (least within-cluster sum of
