@@ -1,0 +1,187 @@
+#include "calib/fit.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "kernels/error.hpp"
+
+namespace iotnas::calib {
+
+FitReport fit_profile(const Profile& p, const FitOptions& o) {
+  FitReport r;
+  std::vector<double> first, second;
+  for (size_t i = 0; i < p.models.size(); ++i) {
+    const ProfileModel& m = p.models[i];
+    for (const auto& x : m.measurements) r.noisy_measurements += x.noisy;
+    const double lat = m.latency_ms();
+    if (!std::isfinite(lat)) continue;
+    ModelFeatures f;
+    try {
+      f = model_features(m.spec, m.space);
+    } catch (const Error& e) {
+      fail("profile model '", m.id, "': ", e.what());
+    }
+    r.used.push_back(i);
+    r.measured_ms.push_back(lat);
+    r.features.push_back(std::move(f));
+    if (m.measurements.size() >= 2) {
+      first.push_back(m.measurements[0].median_ms);
+      second.push_back(m.measurements[1].median_ms);
+    }
+  }
+  if (int(r.used.size()) < kMinProfileModels)
+    fail("the profile has ", r.used.size(), " measured models; fitting needs at least ",
+         kMinProfileModels, " (measure more with `iotnas calib measure --n N`)");
+  r.noise_models = int(first.size());
+  r.noise_within_10pct = noise_within_10pct(first, second);
+  for (ModelKind k : kModelKinds)
+    r.models.push_back(cross_validate(k, r.features, r.measured_ms, o.folds, o.seed));
+  for (size_t i = 1; i < r.models.size(); ++i) {
+    const Scores& a = r.models[i].scores;
+    const Scores& b = r.models[size_t(r.best)].scores;
+    if (a.within_10pct > b.within_10pct || (a.within_10pct == b.within_10pct && a.r2 > b.r2))
+      r.best = int(i);
+  }
+  r.best_model = fit_latency_model(r.models[size_t(r.best)].kind, r.features, r.measured_ms);
+  return r;
+}
+
+nlohmann::json fit_report_json(const FitReport& r, const FitOptions& o) {
+  const CvResult& best = r.models[size_t(r.best)];
+  nlohmann::json j;
+  j["best_model"] = model_kind_name(best.kind);
+  j["within_10pct"] = best.scores.within_10pct;
+  j["r2"] = best.scores.r2;
+  j["mdape"] = best.scores.mdape;
+  j["models"] = nlohmann::json::object();
+  for (const auto& m : r.models)
+    j["models"][model_kind_name(m.kind)] = {
+        {"within_10pct", m.scores.within_10pct}, {"r2", m.scores.r2}, {"mdape", m.scores.mdape}};
+  j["noise_within_10pct"] =
+      std::isfinite(r.noise_within_10pct) ? nlohmann::json(r.noise_within_10pct) : nlohmann::json();
+  j["noise_models"] = r.noise_models;
+  j["noisy_measurements"] = r.noisy_measurements;
+  j["measured_models"] = r.used.size();
+  j["folds"] = o.folds;
+  j["seed"] = o.seed;
+  j["model"] = latency_model_to_json(r.best_model);
+  return j;
+}
+
+LatencyModel fitted_model(const Profile& p, const std::string& origin) {
+  if (p.fit.is_null() || !p.fit.contains("model"))
+    fail("profile '", origin, "' has no fitted latency model; run `iotnas calib fit --profile ",
+         origin, "` first");
+  return latency_model_from_json(p.fit["model"], "profile '" + origin + "'");
+}
+
+namespace {
+
+std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  write_text_atomic(path, text);
+}
+
+// Both terminals from one script: the body is written once per terminal.
+std::string two_terminals(const std::string& stem, const std::string& body) {
+  return "set terminal pngcairo size 900,650\nset output '" + stem + ".png'\n" + body +
+         "set terminal svg size 900,650\nset output '" + stem + ".svg'\nreplot\n";
+}
+
+}  // namespace
+
+std::vector<std::string> write_plots(const std::string& dir, const Profile& p, const FitReport& r,
+                                     bool render) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) fail("cannot create plot folder '", dir, "': ", ec.message());
+  std::vector<std::string> written;
+  std::set<std::string> spaces;
+  {
+    std::string csv = "space,id,params,flops,latency_ms,first_ms,second_ms\n";
+    char buf[512];
+    for (size_t k = 0; k < r.used.size(); ++k) {
+      const ProfileModel& m = p.models[r.used[k]];
+      const std::string space = m.space.empty() ? "other" : m.space;
+      spaces.insert(space);
+      const double a = m.measurements.size() > 0 ? m.measurements[0].median_ms : NAN;
+      const double b = m.measurements.size() > 1 ? m.measurements[1].median_ms : NAN;
+      std::snprintf(buf, sizeof buf, "%s,\"%s\",%lld,%lld,%.6g,%.6g,%.6g\n", space.c_str(),
+                    m.id.c_str(), (long long)m.params, (long long)m.flops, r.measured_ms[k], a, b);
+      csv += buf;
+    }
+    write_text(dir + "/latency_vs_flops.csv", csv);
+    written.push_back(dir + "/latency_vs_flops.csv");
+    std::string list;
+    for (const auto& s : spaces) list += (list.empty() ? "" : " ") + s;
+    const std::string body =
+        "set datafile separator ','\nset key top left\nset logscale xy\nset grid\n"
+        "set xlabel 'forward FLOPs per image'\nset ylabel 'batch-1 latency (ms)'\n"
+        "set title 'Measured latency vs FLOPs per space'\n"
+        "plot for [s in '" +
+        list +
+        "'] 'latency_vs_flops.csv' skip 1 using "
+        "(strcol(1) eq s ? $4 : 1/0):5 with points pt 7 ps 0.6 title s\n";
+    write_text(dir + "/latency_vs_flops.gp", two_terminals("latency_vs_flops", body));
+    written.push_back(dir + "/latency_vs_flops.gp");
+  }
+  {
+    std::string csv = "space,id,measured_ms";
+    for (const auto& m : r.models) csv += std::string(",") + model_kind_name(m.kind) + "_ms";
+    csv += "\n";
+    char buf[128];
+    for (size_t k = 0; k < r.used.size(); ++k) {
+      const ProfileModel& m = p.models[r.used[k]];
+      csv += (m.space.empty() ? "other" : m.space) + ",\"" + m.id + "\"";
+      std::snprintf(buf, sizeof buf, ",%.6g", r.measured_ms[k]);
+      csv += buf;
+      for (const auto& cv : r.models) {
+        std::snprintf(buf, sizeof buf, ",%.6g", cv.predicted_ms[k]);
+        csv += buf;
+      }
+      csv += "\n";
+    }
+    write_text(dir + "/predicted_vs_measured.csv", csv);
+    written.push_back(dir + "/predicted_vs_measured.csv");
+    std::string plot = "plot ";
+    for (size_t i = 0; i < r.models.size(); ++i) {
+      char t[200];
+      std::snprintf(t, sizeof t,
+                    "'predicted_vs_measured.csv' skip 1 using 3:%zu with points pt 7 "
+                    "ps 0.5 title '%s (%.0f%% within 10%%)', ",
+                    4 + i, model_kind_name(r.models[i].kind),
+                    r.models[i].scores.within_10pct * 100);
+      plot += t;
+    }
+    plot +=
+        "x with lines lc 'black' title 'exact', 1.1*x with lines dt 2 lc 'gray' title '+-10%', "
+        "0.9*x with lines dt 2 lc 'gray' notitle\n";
+    const std::string body =
+        "set datafile separator ','\nset key top left\nset logscale xy\nset grid\n"
+        "set xlabel 'measured latency (ms)'\nset ylabel 'predicted latency, held out (ms)'\n"
+        "set title 'Latency models, 5-fold cross-validation'\n" +
+        plot;
+    write_text(dir + "/predicted_vs_measured.gp", two_terminals("predicted_vs_measured", body));
+    written.push_back(dir + "/predicted_vs_measured.gp");
+  }
+  if (render && std::system("command -v gnuplot >/dev/null 2>&1") == 0) {
+    for (const char* stem : {"latency_vs_flops", "predicted_vs_measured"}) {
+      const std::string cmd = "cd " + shell_quote(dir) + " && gnuplot " + stem + ".gp 2>&1";
+      if (std::system(cmd.c_str()) != 0) fail("gnuplot failed on ", dir, "/", stem, ".gp");
+      written.push_back(dir + "/" + stem + ".png");
+      written.push_back(dir + "/" + stem + ".svg");
+    }
+  }
+  return written;
+}
+
+}  // namespace iotnas::calib

@@ -1,0 +1,52 @@
+// Fitting a profile: every latency model cross-validated on the profile's measured models, the
+// best one refitted on all of them and stored in the profile; prediction from a fitted profile.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "calib/latency_model.hpp"
+#include "calib/profile.hpp"
+
+namespace iotnas::calib {
+
+inline constexpr int kMinProfileModels = 10;  // measured models a profile needs to be fitted
+
+struct FitOptions {
+  int folds = 5;
+  uint64_t seed = 1;  // fold assignment
+};
+
+struct FitReport {
+  std::vector<CvResult> models;     // one per ModelKind, in kModelKinds order
+  int best = 0;                     // index into models: most held-out within +-10% (then R2)
+  LatencyModel best_model;          // the best kind refitted on every model
+  double noise_within_10pct = NAN;  // two interleaved measurements agreeing within +-10%
+  int noise_models = 0;             // models with two measurements
+  int noisy_measurements = 0;       // measurements flagged noisy
+  std::vector<size_t> used;         // profile model indices fitted on (measured ones)
+  std::vector<double> measured_ms;  // their latencies
+  std::vector<ModelFeatures> features;
+};
+
+// Throws iotnas::Error when the profile has fewer than kMinProfileModels measured models or a
+// model spec fails shape inference.
+FitReport fit_profile(const Profile& p, const FitOptions& o = {});
+// The report as `iotnas calib fit --json` prints it: best_model, within_10pct, r2, mdape,
+// models {kind: {r2, mdape, within_10pct}}, noise_within_10pct, plus counts and the fitted model.
+nlohmann::json fit_report_json(const FitReport& r, const FitOptions& o);
+
+// The fitted model stored in a profile (`fit.model`). Throws iotnas::Error naming the file when
+// the profile has not been fitted.
+LatencyModel fitted_model(const Profile& p, const std::string& origin);
+
+// CSV files and gnuplot scripts into `dir` (created): latency_vs_flops.csv/.gp (measured latency
+// against FLOPs per space, log-log, the paper's Fig. 2) and predicted_vs_measured.csv/.gp
+// (held-out predictions of every model). Renders PNG and SVG when `gnuplot` is on the PATH and
+// `render` is set. Returns the paths written.
+std::vector<std::string> write_plots(const std::string& dir, const Profile& p, const FitReport& r,
+                                     bool render = true);
+
+}  // namespace iotnas::calib

@@ -1,0 +1,96 @@
+// Latency models fitted on a device profile (DESIGN.md §6), validated on held-out models, and
+// used to predict the latency of models never run on the device.
+//   loglog_global  the paper's model: log10(latency) = a + b log10(FLOPs) + c log10(params)
+//   loglog_space   the same, one fit per search space (global where a space has few models)
+//   operator_sum   latency = sum over layers of a per-op-type cost, each linear in the layer's
+//                  shape (FLOPs, input/output elements, weights) plus a per-layer overhead; the
+//                  costs are fitted jointly on whole-model latencies by non-negative least squares
+//                  on relative error (no per-layer timings are needed)
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "engine/graph.hpp"
+#include "engine/spec.hpp"
+
+namespace iotnas::calib {
+
+enum class ModelKind { loglog_global, loglog_space, operator_sum };
+inline constexpr ModelKind kModelKinds[] = {ModelKind::loglog_global, ModelKind::loglog_space,
+                                            ModelKind::operator_sum};
+const char* model_kind_name(ModelKind k);
+ModelKind parse_model_kind(const std::string& name);  // throws iotnas::Error
+
+// What the latency models see of one model.
+struct ModelFeatures {
+  std::string space;            // search space (empty: none; loglog_space then uses the global fit)
+  double params = 0;            // trainable parameters
+  double flops = 0;             // forward FLOPs per image
+  std::vector<double> op_sums;  // operator features summed over the inference graph's layers
+};
+
+// Names of the operator features, e.g. "conv.flops_M" (one per entry of op_sums).
+const std::vector<std::string>& operator_feature_names();
+// Features of a model: builds its graph (throws iotnas::Error naming the layer when the spec
+// fails shape inference) and skips batch norms that fold into their producer.
+ModelFeatures model_features(const ModelSpec& spec, const std::string& space = {});
+ModelFeatures model_features(const Graph& graph, const std::string& space = {});
+// The space named by a search-space model's name "<space>[v1,...]", else "".
+std::string space_of_name(const std::string& name);
+
+struct LatencyModel {
+  ModelKind kind = ModelKind::loglog_global;
+  std::vector<double> global;                         // loglog: {a, b, c}
+  std::map<std::string, std::vector<double>> spaces;  // loglog_space: per-space {a, b, c}
+  std::vector<double> op_weights;                     // operator_sum: ms per feature unit
+  // The calibrated range: predictions outside it are extrapolations.
+  double params_min = 0, params_max = 0, flops_min = 0, flops_max = 0;
+  int models = 0;                       // models it was fitted on
+  std::vector<std::string> unused_ops;  // operator features no fitted model exercised
+};
+
+// Fits a model on (features, measured latency in ms). Throws iotnas::Error when there are too
+// few models (fewer than kMinFitModels) or a latency is not positive.
+inline constexpr int kMinFitModels = 8;
+LatencyModel fit_latency_model(ModelKind kind, std::span<const ModelFeatures> x,
+                               std::span<const double> latency_ms);
+// Predicted latency in ms (no range check).
+double predict_ms(const LatencyModel& m, const ModelFeatures& x);
+
+struct Prediction {
+  double latency_ms = 0;
+  std::vector<std::string> warnings;  // outside the calibrated range, unseen op types
+};
+Prediction predict(const LatencyModel& m, const ModelFeatures& x);
+
+nlohmann::json latency_model_to_json(const LatencyModel& m);
+LatencyModel latency_model_from_json(const nlohmann::json& j, const std::string& origin);
+
+// Held-out quality of predictions.
+struct Scores {
+  double r2 = 0;            // in log10 space, 1 - SSE / SST
+  double mdape = 0;         // median |predicted - measured| / measured
+  double within_10pct = 0;  // share with |predicted - measured| <= 0.1 measured
+  int n = 0;
+};
+Scores score(std::span<const double> measured_ms, std::span<const double> predicted_ms);
+
+struct CvResult {
+  ModelKind kind = ModelKind::loglog_global;
+  Scores scores;
+  std::vector<double> predicted_ms;  // held-out prediction of each model
+};
+// k-fold cross-validation (models shuffled with `seed`, then dealt into k folds).
+CvResult cross_validate(ModelKind kind, std::span<const ModelFeatures> x,
+                        std::span<const double> latency_ms, int folds, uint64_t seed);
+
+// Share of models whose first two measurements agree within +-10% (max <= 1.1 min): no
+// predictor can beat this on the machine the profile was measured on.
+double noise_within_10pct(std::span<const double> first_ms, std::span<const double> second_ms);
+
+}  // namespace iotnas::calib

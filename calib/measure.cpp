@@ -1,0 +1,174 @@
+#include "calib/measure.hpp"
+
+#include <omp.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <fstream>
+#include <random>
+
+#include "engine/model.hpp"
+#include "engine/program.hpp"
+#include "iotnas/config.hpp"
+#include "kernels/cpu_features.hpp"
+#include "kernels/error.hpp"
+
+namespace iotnas::calib {
+
+void check_measure_config(const MeasureConfig& c) {
+  if (c.threads < 1 || c.threads > 1024) fail("threads ", c.threads, " is out of range [1, 1024]");
+  if (c.warmup < 0 || c.warmup > 100000) fail("warmup ", c.warmup, " is out of range [0, 100000]");
+  if (!(c.warmup_ms >= 0 && c.warmup_ms <= 60000))
+    fail("warmup_ms ", c.warmup_ms, " is out of range [0, 60000]");
+  if (c.repeats < 1 || c.repeats > 100000)
+    fail("repeats ", c.repeats, " is out of range [1, 100000]");
+  if (!(c.noise_threshold > 0)) fail("noise threshold ", c.noise_threshold, " must be > 0");
+  if (c.max_attempts < 1 || c.max_attempts > 100)
+    fail("max attempts ", c.max_attempts, " is out of range [1, 100]");
+}
+
+Measurement summarize_times(std::vector<double> t) {
+  IOTNAS_ASSERT(!t.empty());
+  Measurement m;
+  m.repeats = int(t.size());
+  double sum = 0;
+  for (double x : t) sum += x;
+  m.mean_ms = sum / double(t.size());
+  std::sort(t.begin(), t.end());
+  const size_t n = t.size();
+  m.median_ms = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+  m.min_ms = t.front();
+  m.max_ms = t.back();
+  m.spread = m.median_ms > 0 ? (m.max_ms - m.min_ms) / m.median_ms : 0;
+  return m;
+}
+
+namespace {
+
+// Sets the OpenMP thread count for a scope and restores it afterwards.
+class ThreadScope {
+ public:
+  explicit ThreadScope(int threads) : saved_(omp_get_max_threads()) {
+    omp_set_num_threads(threads);
+  }
+  ~ThreadScope() { omp_set_num_threads(saved_); }
+
+ private:
+  int saved_;
+};
+
+using Clock = std::chrono::steady_clock;
+double ms_since(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+std::string read_first_line(const char* path) {
+  std::ifstream f(path);
+  std::string line;
+  if (f) std::getline(f, line);
+  return line;
+}
+
+}  // namespace
+
+Measurement measure_latency(const ModelSpec& spec, const MeasureConfig& cfg) {
+  check_measure_config(cfg);
+  const Model folded = fold_batch_norm(make_model(spec, cfg.seed));
+  std::vector<float> input(size_t(folded.graph.input.size()));
+  std::mt19937 gen(uint32_t(cfg.seed));
+  std::normal_distribution<float> dist(0.f, 1.f);
+  for (float& x : input) x = dist(gen);
+  std::vector<float> state = folded.state;
+
+  ThreadScope threads(cfg.threads);
+  ProgramOptions po;
+  po.backend = cfg.backend;
+  po.batch = 1;
+  po.mode = Mode::infer;
+  auto program = compile(folded.graph, po, {folded.params.data(), nullptr, state.data()});
+
+  Measurement best;
+  for (int attempt = 1; attempt <= cfg.max_attempts; ++attempt) {
+    const auto w0 = Clock::now();
+    for (int i = 0; i < cfg.warmup || ms_since(w0) < cfg.warmup_ms; ++i) {
+      program->forward(input.data(), 1);
+      if (i > 1000000) break;
+    }
+    std::vector<double> times(size_t(cfg.repeats));
+    for (double& t : times) {
+      const auto t0 = Clock::now();
+      program->forward(input.data(), 1);
+      t = ms_since(t0);
+    }
+    Measurement m = summarize_times(std::move(times));
+    if (attempt == 1 || m.spread < best.spread) best = m;
+    best.attempts = attempt;
+    if (best.spread <= cfg.noise_threshold) break;
+  }
+  best.noisy = best.spread > cfg.noise_threshold;
+  const float* logits = program->logits();
+  IOTNAS_ASSERT(std::isfinite(logits[0]), "non-finite output while timing " + spec.name);
+  best.time = utc_now_iso();
+  return best;
+}
+
+std::string utc_now_iso() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+nlohmann::json describe_device(kernels::BackendKind backend, int threads) {
+  const auto& cpu = kernels::cpu_features();
+  nlohmann::json d;
+  d["cpu"] = cpu.model;
+  d["isa"] = cpu.isa_list();
+  d["logical_cpus"] = cpu.logical_cpus;
+  const std::string governor =
+      read_first_line("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor");
+  d["governor"] = governor.empty() ? "unreadable" : governor;
+  const std::string max_khz =
+      read_first_line("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq");
+  if (!max_khz.empty()) d["max_mhz"] = std::atof(max_khz.c_str()) / 1000.0;
+  utsname u{};
+  if (uname(&u) == 0) {
+    d["os"] = std::string(u.sysname) + " " + u.release;
+    d["machine"] = u.machine;
+    d["host"] = u.nodename;
+  }
+  const std::string board = read_first_line("/proc/device-tree/model");
+  if (!board.empty()) d["board"] = board.c_str();  // NUL-terminated in the device tree
+  d["iotnas_version"] = IOTNAS_VERSION;
+  d["build"] = {{"type", IOTNAS_BUILD_TYPE},       {"compiler", IOTNAS_COMPILER},
+                {"arch", IOTNAS_SYSTEM_PROCESSOR}, {"dnnl", bool(IOTNAS_DNNL)},
+                {"native", bool(IOTNAS_NATIVE)},   {"sanitize", bool(IOTNAS_SANITIZE)}};
+  const auto& b = kernels::backend_info(backend);
+  d["backend"] = b.name;
+  if (!b.version.empty()) d["backend_version"] = b.version;
+  d["threads"] = threads;
+  return d;
+}
+
+bool same_device_setup(const nlohmann::json& a, const nlohmann::json& b) {
+  for (const char* key : {"cpu", "logical_cpus", "machine", "backend", "threads", "build"})
+    if (a.value(key, nlohmann::json()) != b.value(key, nlohmann::json())) return false;
+  return true;
+}
+
+std::string device_summary(const nlohmann::json& d) {
+  std::string s = d.value("cpu", std::string("unknown CPU"));
+  s += ", " + d.value("backend", std::string("?"));
+  if (d.contains("backend_version")) s += " " + d["backend_version"].get<std::string>();
+  const int t = d.value("threads", 0);
+  s += ", " + std::to_string(t) + (t == 1 ? " thread" : " threads");
+  return s;
+}
+
+}  // namespace iotnas::calib

@@ -1,0 +1,61 @@
+// Batch-1 inference latency of one model on this machine (DESIGN.md §6), and the description of
+// the device it was measured on. The model runs in inference mode with batch norm folded; its
+// program is compiled once per measurement (never inside the timed loop), warmed up, then timed
+// `repeats` times with steady_clock.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "engine/spec.hpp"
+#include "kernels/backends.hpp"
+
+namespace iotnas::calib {
+
+struct MeasureConfig {
+  kernels::BackendKind backend = kernels::BackendKind::portable;
+  int threads = 1;                // OpenMP threads while timing (set and restored)
+  int warmup = 3;                 // untimed forwards first (at least; see warmup_ms)
+  double warmup_ms = 5;           // ... and keep warming up until this much time has passed
+  int repeats = 10;               // timed forwards
+  double noise_threshold = 0.25;  // a measurement with spread above this is noisy
+  int max_attempts = 3;           // a noisy measurement is repeated up to this many times in all
+  uint64_t seed = 1;              // weights and input (latency does not depend on the values)
+};
+// Throws iotnas::Error naming the field when a value is out of range.
+void check_measure_config(const MeasureConfig& c);
+
+// One measurement of one model: statistics over `repeats` timed forwards, in milliseconds.
+struct Measurement {
+  double mean_ms = 0, median_ms = 0, min_ms = 0, max_ms = 0;
+  double spread = 0;   // (max - min) / median over the timed forwards of the kept attempt
+  int repeats = 0;     // timed forwards
+  int attempts = 1;    // 1 + repetitions caused by noise; the least-spread attempt is kept
+  bool noisy = false;  // spread still above the threshold after max_attempts
+  int round = 0;       // which interleaved pass over the models took it (1, 2, ...)
+  int device = 0;      // index into the profile's devices
+  std::string time;    // UTC, ISO 8601, when it was taken
+};
+
+// Builds the model (random weights from cfg.seed), folds batch norm, compiles an inference
+// program for batch 1 and times it. Throws iotnas::Error when the spec fails shape inference or
+// the backend cannot run here.
+Measurement measure_latency(const ModelSpec& spec, const MeasureConfig& cfg);
+
+// Statistics of timed forwards (milliseconds); exposed for tests.
+Measurement summarize_times(std::vector<double> times_ms);
+
+// What a measurement was taken on: CPU model, cores, frequency governor and maximum frequency
+// where readable, OS, iotnas version and build options, backend (with version) and threads.
+nlohmann::json describe_device(kernels::BackendKind backend, int threads);
+// Two descriptions name the same device setup when CPU model, cores, architecture, backend,
+// threads and build options agree (governor, host name and version may differ).
+bool same_device_setup(const nlohmann::json& a, const nlohmann::json& b);
+// One line for messages: "AMD EPYC ..., dnnl 2.6.3, 1 thread".
+std::string device_summary(const nlohmann::json& device);
+
+std::string utc_now_iso();
+
+}  // namespace iotnas::calib

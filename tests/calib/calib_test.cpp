@@ -1,0 +1,322 @@
+// Calibration: measurement statistics, latency models on synthetic laws, profiles (round trip,
+// resume, bad input), predictions outside the calibrated range.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+#include <random>
+
+#include "calib/fit.hpp"
+#include "calib/latency_model.hpp"
+#include "calib/measure.hpp"
+#include "calib/profile.hpp"
+#include "kernels/error.hpp"
+
+namespace iotnas::calib {
+namespace {
+
+// A small conv net: conv(c1, k) relu pool conv(c2, 3) [bn] relu [1x1 conv] gap dense.
+ModelSpec net(int c1, int k, int c2, bool bn, bool pointwise, Shape input = {1, 28, 28}) {
+  ModelSpec s;
+  s.name = "net[" + std::to_string(c1) + "," + std::to_string(k) + "," + std::to_string(c2) + "," +
+           std::to_string(int(bn)) + "," + std::to_string(int(pointwise)) + "]";
+  s.input = input;
+  s.layers.push_back(conv("c1", c1, k));
+  s.layers.push_back(relu("r1"));
+  s.layers.push_back(max_pool("p1", 2));
+  s.layers.push_back(conv("c2", c2, 3));
+  if (bn) s.layers.push_back(batch_norm("b2"));
+  s.layers.push_back(relu("r2"));
+  if (pointwise) s.layers.push_back(conv("c3", c2, 1));
+  s.layers.push_back(global_avg_pool("gap"));
+  s.layers.push_back(dense("fc", 10));
+  return s;
+}
+
+std::vector<ModelSpec> family(int n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<ModelSpec> out;
+  const int ks[] = {1, 3, 5, 7};
+  for (int i = 0; i < n; ++i)
+    out.push_back(
+        net(1 + int(rng() % 64), ks[rng() % 4], 1 + int(rng() % 96), rng() % 2, rng() % 2));
+  return out;
+}
+
+std::vector<ModelFeatures> features_of(const std::vector<ModelSpec>& specs) {
+  std::vector<ModelFeatures> f;
+  for (const auto& s : specs) f.push_back(model_features(s));
+  return f;
+}
+
+TEST(CalibMeasure, SummaryStatistics) {
+  const Measurement m = summarize_times({4, 1, 3, 2});
+  EXPECT_DOUBLE_EQ(m.mean_ms, 2.5);
+  EXPECT_DOUBLE_EQ(m.median_ms, 2.5);
+  EXPECT_DOUBLE_EQ(m.min_ms, 1);
+  EXPECT_DOUBLE_EQ(m.max_ms, 4);
+  EXPECT_DOUBLE_EQ(m.spread, 3 / 2.5);
+  EXPECT_EQ(m.repeats, 4);
+  EXPECT_DOUBLE_EQ(summarize_times({5, 1, 3}).median_ms, 3);
+}
+
+TEST(CalibMeasure, TimesATinyModel) {
+  MeasureConfig cfg;
+  cfg.backend = kernels::BackendKind::portable;
+  cfg.repeats = 5;
+  cfg.warmup_ms = 0;
+  const Measurement m = measure_latency(net(4, 3, 8, true, false), cfg);
+  EXPECT_EQ(m.repeats, 5);
+  EXPECT_GT(m.min_ms, 0);
+  EXPECT_LE(m.min_ms, m.median_ms);
+  EXPECT_LE(m.median_ms, m.max_ms);
+  EXPECT_GE(m.attempts, 1);
+  EXPECT_LE(m.attempts, cfg.max_attempts);
+  EXPECT_EQ(m.noisy, m.spread > cfg.noise_threshold);
+}
+
+TEST(CalibMeasure, DeviceDescription) {
+  const auto d = describe_device(kernels::BackendKind::portable, 3);
+  EXPECT_EQ(d["backend"], "portable");
+  EXPECT_EQ(d["threads"], 3);
+  EXPECT_TRUE(d.contains("cpu"));
+  EXPECT_TRUE(d.contains("governor"));
+  EXPECT_TRUE(d.contains("iotnas_version"));
+  EXPECT_TRUE(d["build"].contains("dnnl"));
+  EXPECT_TRUE(same_device_setup(d, d));
+  EXPECT_FALSE(same_device_setup(d, describe_device(kernels::BackendKind::portable, 1)));
+}
+
+TEST(CalibModels, LogLogRecoversASyntheticLaw) {
+  const auto specs = family(40, 7);
+  const auto x = features_of(specs);
+  const double a = -4.2, b = 0.83, c = 0.11;
+  std::vector<double> y;
+  for (const auto& f : x)
+    y.push_back(std::pow(10.0, a + b * std::log10(f.flops) + c * std::log10(f.params)));
+  const LatencyModel m = fit_latency_model(ModelKind::loglog_global, x, y);
+  ASSERT_EQ(m.global.size(), 3u);
+  EXPECT_NEAR(m.global[0], a, 1e-8);
+  EXPECT_NEAR(m.global[1], b, 1e-8);
+  EXPECT_NEAR(m.global[2], c, 1e-8);
+  const CvResult cv = cross_validate(ModelKind::loglog_global, x, y, 5, 3);
+  EXPECT_NEAR(cv.scores.r2, 1, 1e-9);
+  EXPECT_DOUBLE_EQ(cv.scores.within_10pct, 1);
+  EXPECT_LT(cv.scores.mdape, 1e-8);
+}
+
+TEST(CalibModels, PerSpaceLogLogRecoversOneLawPerSpace) {
+  auto x = features_of(family(60, 11));
+  std::vector<double> y;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const bool first = i % 2 == 0;
+    x[i].space = first ? "alpha" : "beta";
+    y.push_back(
+        std::pow(10.0, (first ? -3.0 : -2.0) + (first ? 0.9 : 0.6) * std::log10(x[i].flops)));
+  }
+  const LatencyModel m = fit_latency_model(ModelKind::loglog_space, x, y);
+  ASSERT_EQ(m.spaces.size(), 2u);
+  EXPECT_NEAR(m.spaces.at("alpha")[1], 0.9, 1e-8);
+  EXPECT_NEAR(m.spaces.at("beta")[0], -2.0, 1e-8);
+  for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(predict_ms(m, x[i]) / y[i], 1, 1e-8);
+}
+
+TEST(CalibModels, OperatorModelRecoversPerLayerCosts) {
+  const auto x = features_of(family(80, 5));
+  const auto& names = operator_feature_names();
+  std::vector<double> w(names.size(), 0.0);
+  auto set = [&](const std::string& n, double v) {
+    for (size_t k = 0; k < names.size(); ++k)
+      if (names[k] == n) w[k] = v;
+  };
+  set("conv.count", 0.004);
+  set("conv.flops_M", 0.05);
+  set("conv1x1.flops_M", 0.08);
+  set("conv1x1.count", 0.002);
+  set("pool.in_K", 0.0003);
+  set("eltwise.elems_K", 0.0002);
+  set("dense.count", 0.001);
+  set("model.count", 0.01);
+  std::vector<double> y;
+  for (const auto& f : x) {
+    double s = 0;
+    for (size_t k = 0; k < w.size(); ++k) s += w[k] * f.op_sums[k];
+    y.push_back(s);
+  }
+  const CvResult cv = cross_validate(ModelKind::operator_sum, x, y, 5, 1);
+  EXPECT_GT(cv.scores.r2, 0.999);
+  EXPECT_DOUBLE_EQ(cv.scores.within_10pct, 1);
+  const LatencyModel m = fit_latency_model(ModelKind::operator_sum, x, y);
+  for (double v : m.op_weights) EXPECT_GE(v, 0);
+  // Ops no model has are reported as unused, and a model with one warns.
+  EXPECT_NE(std::find(m.unused_ops.begin(), m.unused_ops.end(), "add"), m.unused_ops.end());
+}
+
+TEST(CalibModels, PredictionOutsideTheRangeWarns) {
+  const auto specs = family(30, 9);
+  const auto x = features_of(specs);
+  std::vector<double> y;
+  for (const auto& f : x) y.push_back(1e-6 * f.flops + 0.01);
+  for (ModelKind k : kModelKinds) {
+    const LatencyModel m = fit_latency_model(k, x, y);
+    EXPECT_TRUE(predict(m, x[3]).warnings.empty()) << model_kind_name(k);
+    const Prediction big = predict(m, model_features(net(256, 7, 512, false, true)));
+    EXPECT_FALSE(big.warnings.empty()) << model_kind_name(k);
+    EXPECT_NE(big.warnings[0].find("outside the calibrated range"), std::string::npos);
+    EXPECT_GT(big.latency_ms, 0);
+  }
+}
+
+TEST(CalibModels, ScoresAndNoiseCeiling) {
+  const std::vector<double> measured = {1, 2, 4, 8}, predicted = {1.05, 2.5, 4, 7.5};
+  const Scores s = score(measured, predicted);
+  EXPECT_DOUBLE_EQ(s.within_10pct, 0.75);
+  EXPECT_NEAR(s.mdape, (0.05 + 0.0625) / 2, 1e-12);
+  EXPECT_LT(s.r2, 1);
+  EXPECT_DOUBLE_EQ(
+      noise_within_10pct(std::vector<double>{1, 1, 1}, std::vector<double>{1.09, 0.8, 1}), 2.0 / 3);
+}
+
+TEST(CalibModels, TooFewPointsAndBadSpec) {
+  const auto x = features_of(family(5, 1));
+  const std::vector<double> y(5, 1.0);
+  try {
+    fit_latency_model(ModelKind::loglog_global, x, y);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("too few"), std::string::npos) << e.what();
+  }
+  ModelSpec bad = net(4, 3, 8, false, false);
+  bad.layers.push_back(add("sum", {"fc", "c1"}));  // [10,1,1] + [4,28,28]
+  EXPECT_THROW(model_features(bad), Error);
+}
+
+// A profile of `n` synthetic models with two measurements each.
+Profile synthetic_profile(int n) {
+  Profile p;
+  p.devices.push_back(describe_device(kernels::BackendKind::portable, 1));
+  p.created = p.updated = "2026-12-01T00:00:00Z";
+  for (const auto& s : family(n, 21)) {
+    if (p.find(s.name) >= 0) continue;
+    ProfileModel m;
+    m.id = s.name;
+    m.space = "plain";
+    m.spec = s;
+    const Analytics a = analyze(s);
+    m.params = a.params;
+    m.inference_params = a.inference_params;
+    m.flops = a.flops;
+    const double lat = 2e-6 * double(a.flops) + 0.005;
+    for (int r = 1; r <= 2; ++r) {
+      Measurement x = summarize_times({lat, lat * (r == 1 ? 1.02 : 1.0), lat * 1.01});
+      x.round = r;
+      x.time = "2026-12-01T00:00:0" + std::to_string(r) + "Z";
+      m.measurements.push_back(x);
+    }
+    p.models.push_back(std::move(m));
+  }
+  return p;
+}
+
+TEST(CalibProfile, RoundTrip) {
+  Profile p = synthetic_profile(20);
+  const FitReport r = fit_profile(p);
+  p.fit = fit_report_json(r, {});
+  const std::string text = profile_to_json(p).dump();
+  const Profile q = parse_profile(text, "mem");
+  EXPECT_EQ(profile_to_json(q).dump(), text);
+  ASSERT_EQ(q.models.size(), p.models.size());
+  EXPECT_EQ(q.models[0].measurements[1].median_ms, p.models[0].measurements[1].median_ms);
+  const LatencyModel m = fitted_model(q, "mem");
+  EXPECT_EQ(m.kind, r.best_model.kind);
+  const auto f = model_features(p.models[2].spec);
+  EXPECT_DOUBLE_EQ(predict_ms(m, f), predict_ms(r.best_model, f));
+  // Synthetic latencies linear in FLOPs: the best model is within 10% on every held-out model.
+  EXPECT_GT(r.models[size_t(r.best)].scores.within_10pct, 0.95);
+  EXPECT_DOUBLE_EQ(r.noise_within_10pct, 1);
+}
+
+void expect_error(const std::function<void()>& f, const std::string& part) {
+  try {
+    f();
+    FAIL() << "no error; expected one mentioning '" << part << "'";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
+  }
+}
+
+TEST(CalibProfile, BadInput) {
+  expect_error([] { parse_profile("", "p.json"); }, "is empty");
+  expect_error([] { parse_profile("{\"format\": \"iotnas-calib-pro", "p.json"); },
+               "not valid JSON");
+  nlohmann::json j = profile_to_json(synthetic_profile(12));
+  j["format"] = "iotnas-calib-profile/0";
+  expect_error([&] { parse_profile(j.dump(), "p.json"); }, "format 'iotnas-calib-profile/0'");
+  j["format"] = kProfileFormat;
+  j["models"][0].erase("flops");
+  expect_error([&] { parse_profile(j.dump(), "p.json"); }, "missing field 'flops'");
+  // Too few points to fit.
+  expect_error([] { fit_profile(synthetic_profile(6)); }, "needs at least");
+  // A model whose spec fails shape inference names the model.
+  Profile p = synthetic_profile(12);
+  p.models[1].spec.layers.push_back(add("sum", {"fc", "c1"}));
+  expect_error([&] { fit_profile(p); }, p.models[1].id);
+  // Unfitted profile.
+  expect_error([] { fitted_model(synthetic_profile(3), "p.json"); }, "calib fit");
+}
+
+TEST(CalibProfile, MeasureResumesAndKeepsMeasurements) {
+  MeasureConfig cfg;
+  cfg.backend = kernels::BackendKind::portable;
+  cfg.repeats = 3;
+  cfg.warmup = 1;
+  cfg.warmup_ms = 0;
+  std::vector<Candidate> plan;
+  for (int c : {2, 3, 4}) plan.push_back({"plain", {c}, net(c, 3, c, false, false)});
+  Profile p;
+  p.settings = settings_for(cfg, {1, 28, 28}, 10);
+  MeasureRun run;
+  run.rounds = 1;
+  int saves = 0, calls = 0;
+  ASSERT_TRUE(measure_profile(
+      p, plan, cfg, run, [&](const MeasureProgress&) { ++calls; }, [&] { ++saves; }));
+  EXPECT_EQ(calls, 3);
+  EXPECT_GE(saves, 1);
+  const double first = p.models[0].measurements[0].median_ms;
+  // Through JSON, as a rerun would see it; then the second round only.
+  Profile q = parse_profile(profile_to_json(p).dump(), "mem");
+  check_same_settings(q, settings_for(cfg, {1, 28, 28}, 10), "mem");
+  run.rounds = 2;
+  calls = 0;
+  ASSERT_TRUE(measure_profile(q, plan, cfg, run, [&](const MeasureProgress&) { ++calls; }, {}));
+  EXPECT_EQ(calls, 3);
+  ASSERT_EQ(q.models[0].measurements.size(), 2u);
+  EXPECT_EQ(q.models[0].measurements[0].median_ms, first);
+  EXPECT_EQ(q.models[0].measurements[1].round, 2);
+  EXPECT_EQ(q.devices.size(), 1u);
+  // Nothing left to do.
+  calls = 0;
+  measure_profile(q, plan, cfg, run, [&](const MeasureProgress&) { ++calls; }, {});
+  EXPECT_EQ(calls, 0);
+  // A stop request before the first model stops at once.
+  std::atomic<bool> stop{true};
+  run.rounds = 3;
+  run.stop = &stop;
+  EXPECT_FALSE(measure_profile(q, plan, cfg, run, {}, {}));
+  // Other settings: refused.
+  MeasureConfig other = cfg;
+  other.repeats = 7;
+  expect_error(
+      [&] {
+        check_same_settings(q, settings_for(other, {1, 28, 28}, 10), "mem");
+      },
+      "repeats");
+  // Another device setup: refused.
+  other = cfg;
+  other.threads = 2;
+  run.stop = nullptr;
+  expect_error([&] { measure_profile(q, plan, other, run, {}, {}); }, "another --out");
+}
+
+}  // namespace
+}  // namespace iotnas::calib
