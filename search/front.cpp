@@ -111,13 +111,12 @@ Solution solve(std::span<const Candidate> candidates, const Limits& limits, int 
     // Smallest weight among candidates meeting the latency limit, smallest latency among those
     // meeting the weight limit, and the global minima.
     const double inf = std::numeric_limits<double>::infinity();
-    double w_given_l = inf, l_given_w = inf, w_any = inf, l_any = inf;
+    double w_given_l = inf, l_given_w = inf, w_any = inf;
     bool any_w = false, any_l = false;
     for (int i : known) {
       const Candidate& c = candidates[i];
       const double w = double(c.weight_bytes);
       w_any = std::min(w_any, w);
-      if (!std::isnan(c.latency_ms)) l_any = std::min(l_any, c.latency_ms);
       if (meets_weight(c)) {
         any_w = true;
         if (!std::isnan(c.latency_ms)) l_given_w = std::min(l_given_w, c.latency_ms);
@@ -138,9 +137,15 @@ Solution solve(std::span<const Candidate> candidates, const Limits& limits, int 
       s.violations.push_back({Cost::weight_bytes, wl, w_given_l});
       s.violations.push_back({Cost::latency_ms, ll, finite_or_nan(l_given_w)});
     } else {
+      // Relax both: the weight to the lightest candidate's, the latency to the fastest of the
+      // candidates that light.
+      double l_at_w_any = inf;
+      for (int i : known)
+        if (double(candidates[i].weight_bytes) == w_any && !std::isnan(candidates[i].latency_ms))
+          l_at_w_any = std::min(l_at_w_any, candidates[i].latency_ms);
       s.violations.push_back({Cost::weight_bytes, wl, w_any});
       if (limits.max_latency_ms)
-        s.violations.push_back({Cost::latency_ms, ll, finite_or_nan(l_any)});
+        s.violations.push_back({Cost::latency_ms, ll, finite_or_nan(l_at_w_any)});
     }
     std::string m = "no model meets ";
     m += limits.max_latency_ms ? "the limits" : "the weight limit";

@@ -70,8 +70,8 @@ struct Solution {
 // (one entry each), ordered by the accuracy of the entry shown. Infeasible:
 //   - one limit cannot be met by the candidates meeting the other: one violation naming it;
 //   - each limit alone can be met but not both together: one violation per limit (relax either);
-//   - neither can be met even alone: one violation per limit, `smallest` over all candidates
-//     (both must be relaxed).
+//   - neither can be met even alone: one violation per limit, both to be relaxed: the weight to
+//     the lightest candidate's, the latency to the fastest among the candidates that light.
 // No candidate with a known accuracy: infeasible with no violations. Throws iotnas::Error for a
 // negative weight limit or a latency limit that is not positive and finite.
 Solution solve(std::span<const Candidate> candidates, const Limits& limits, int runners_up = 3);

@@ -142,11 +142,12 @@ TEST(Solve, InfeasibleNamesTheLimitAndTheSmallestValueThatWorks) {
     EXPECT_TRUE(solve(c, {1000, 2.0}).feasible);
     EXPECT_TRUE(solve(c, {500, 3.0}).feasible);
   }
-  {  // neither alone: global minima
+  {  // neither alone: relax both, to the lightest candidate and its latency
     const Solution s = solve(c, {10, 0.1});
     ASSERT_EQ(s.violations.size(), 2u);
     EXPECT_EQ(s.violations[0].smallest, 200);
-    EXPECT_EQ(s.violations[1].smallest, 1.0);
+    EXPECT_EQ(s.violations[1].smallest, 3.0);
+    EXPECT_TRUE(solve(c, {200, 3.0}).feasible);
   }
   {  // unknown latency cannot meet a latency limit
     std::vector<Candidate> u = {cand("a", 8, 23, 0.9, 10)};
@@ -183,8 +184,7 @@ TEST(Solve, AgreesWithBruteForceOnRandomCandidates) {
     if (s.feasible) {
       ASSERT_EQ(c[s.best].accuracy, best) << test::seed_note(seed);
     } else {
-      // Relaxing every violated limit to its `smallest` makes the query feasible when the
-      // violations are alternatives (relax either) or both required.
+      // Relaxing every violated limit to its `smallest` makes the query feasible.
       Limits relaxed = lim;
       for (const auto& v : s.violations) {
         if (v.limit == Cost::weight_bytes)
