@@ -31,13 +31,13 @@ struct SweepProgress {
 struct SweepOptions {
   std::vector<FloatFormat> formats;  // empty: all 184, in grid order
   kernels::BackendKind backend = kernels::BackendKind::portable;
-  int threads = 0;            // 0: the OpenMP default
-  double tolerance = 0.005;   // for `best`: accuracy at most this far below float32's
+  int threads = 0;           // 0: the OpenMP default
+  double tolerance = 0.005;  // for `best`: accuracy at most this far below float32's
   std::function<void(const SweepProgress&)> progress;  // after each format (from one thread)
 };
 
 struct SweepResult {
-  double float32_accuracy = 0;   // plain float32 evaluation (no rounding at all)
+  double float32_accuracy = 0;  // plain float32 evaluation (no rounding at all)
   int64_t images = 0;
   int64_t inference_params = 0;  // parameters of the folded model
   std::vector<SweepRow> rows;    // in options.formats order
@@ -46,7 +46,13 @@ struct SweepResult {
   double seconds = 0;            // whole sweep, float32 baseline included
 };
 
+// Throws iotnas::Error for an empty set, a set of another shape, a type outside the grid or a
+// tolerance outside [0, 1].
 SweepResult sweep(const Model& model, const EvalSet& set, const SweepOptions& options);
+
+// Images per micro-batch for a graph: every activation map of a micro-batch (channels counted
+// padded to 16 lanes) takes at most 1 MiB, so each is rounded while it is still in cache.
+int sweep_micro_batch(const Graph& graph);
 
 // The fewest-bits row within `tolerance` of `reference` (ties: higher accuracy, then larger w);
 // -1 when no row is.
