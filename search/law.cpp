@@ -71,6 +71,7 @@ std::vector<Sample> sample_laws(const Space& space, std::span<const Law> laws, i
                                 const SampleOptions& o) {
   if (laws.empty()) fail("no sampling laws given for space '", space.name, "'");
   if (n < 0) fail("cannot draw a negative number of models (", n, ")");
+  if (o.first < 0) fail("the first model's index must not be negative (", o.first, ")");
   for (const Law& law : laws) check_law(space, law);
   check_input(o.input, o.classes);
   std::vector<Sample> out(n);
@@ -81,9 +82,10 @@ std::vector<Sample> sample_laws(const Space& space, std::span<const Law> laws, i
 #pragma omp for schedule(dynamic, 256)
     for (int64_t i = 0; i < n; ++i) {
       Sample& s = out[i];
-      s.law_index = int(i % num_laws);
+      const int64_t index = o.first + i;
+      s.law_index = int(index % num_laws);
       s.vars.resize(space.vars.size());
-      Rng rng(o.seed, uint64_t(i));
+      Rng rng(o.seed, uint64_t(index));
       draw_vector(space, laws[s.law_index], rng, s.vars);
       if (o.with_specs) {
         scratch.reset(o.input, o.classes, true, space.name + vector_string(s.vars));
@@ -108,7 +110,7 @@ json number_or_null(double v) {
 
 [[noreturn]] void file_error(const std::string& origin, const std::string& where,
                              const std::string& msg) {
-  fail(origin, ": ", where.empty() ? "" : where + ": ", msg, " (format: docs/laws-file.md)");
+  fail(origin, ": ", where.empty() ? "" : where + ": ", msg, " (format: docs/search.md)");
 }
 
 double optional_number(const std::string& origin, const std::string& where, const json& j,
@@ -159,8 +161,7 @@ LawSet parse_laws(std::string_view text, const std::string& origin) {
   try {
     j = json::parse(text.begin(), text.end());
   } catch (const json::parse_error& e) {
-    fail(origin, ": not valid JSON (", e.what(),
-         "); a laws file is described in docs/laws-file.md");
+    fail(origin, ": not valid JSON (", e.what(), "); a laws file is described in docs/search.md");
   }
   if (!j.is_object()) file_error(origin, "", "the top level must be a JSON object");
   static const char* kKeys[] = {"format",      "space",   "metric", "window",

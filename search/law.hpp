@@ -1,7 +1,7 @@
 // Sampling laws (paper §4): per variable a uniform range [lo, hi] inside the absolute bounds.
 // A sampler draws exactly the number of models asked for, cycling through a list of laws; it
 // never filters or rejects (landing in a window is the laws' merit). Laws files (JSON,
-// docs/laws-file.md) carry laws between `iotnas laws`, `iotnas sample` and people.
+// docs/search.md) carry laws between `iotnas laws`, `iotnas sample` and people.
 #pragma once
 
 #include <cmath>
@@ -51,10 +51,12 @@ struct SampleOptions {
   int classes = 10;
   uint64_t seed = 1;
   bool with_specs = false;  // also build each model's spec (about 10x slower)
+  int64_t first = 0;        // index of the first model: lets a long run be drawn in pieces
 };
 
-// Draws exactly n models: sample i comes from laws[i % laws.size()] with its own random stream
-// (seed, i), so the result does not depend on the thread count. Runs on OpenMP threads.
+// Draws exactly n models: model i (counted from options.first) comes from laws[i % laws.size()]
+// with its own random stream (seed, i), so the result depends neither on the thread count nor on
+// how a run is split into pieces. Runs on OpenMP threads.
 // Throws iotnas::Error when `laws` is empty or a law does not fit the space.
 std::vector<Sample> sample_laws(const Space& space, std::span<const Law> laws, int64_t n,
                                 const SampleOptions& options);
