@@ -1,0 +1,118 @@
+// The run config of `iotnas run` (docs/run.md): JSON with strict keys, on top of a budget preset
+// (smoke | quick | paper). A config file states only what differs from its preset; every key is
+// checked (unknown keys, types, ranges) and every error names the key, the file and the fix.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "quant/format.hpp"
+
+namespace iotnas::apps {
+
+inline constexpr const char* kRunConfigFormat = "iotnas-run/1";
+
+struct SearchSettings {
+  std::string metric = "params";  // "params" or "flops": what the windows slide over
+  double grid_from = 1e3;         // 1-2-5 grid from..to (powers of ten); consecutive points are
+  double grid_to = 1e5;           // the windows
+  int n_init = 100, n_steps = 900, n_eval = 10, clusters = 10;  // GA (search::GaConfig)
+  int n_rescore = 100;
+  int n_val = 100;  // models drawn per learned law
+};
+
+struct CandidateSettings {
+  int per_window = 1;      // models trained per (space, window) for the Pareto wave
+  double max_flops = 1e7;  // forward FLOPs per image; larger models are never candidates
+  int max_models = 0;      // cap on trained models over the whole run (0: no cap)
+};
+
+struct CalibrationSettings {
+  std::string profile;  // a device profile (JSON) to use instead of measuring here ("" = measure)
+  int models = 50;      // models measured on this machine (<= 50)
+  int repeats = 10;     // timed forwards per measurement
+  int rounds = 2;       // interleaved measurement passes
+  int threads = 1;      // threads while timing
+};
+
+struct TrainingSettings {
+  int epochs = 3;
+  int batch = 128;
+  std::string optimizer = "sgd";
+  double lr = 0.05;
+  double momentum = 0.9;
+  bool nesterov = true;
+  double weight_decay = 5e-4;
+  std::string schedule = "cosine";
+  double warmup_epochs = 0;
+  std::string augment = "auto";  // "auto" (the dataset's default), "on", "off"
+  int64_t train_images = 0;      // 0: the whole training split; else a class-balanced subset
+};
+
+struct EvalSettings {
+  int64_t images = 2000;  // fixed class-balanced subset of the test split (0: all of it)
+  int batch = 256;
+};
+
+struct Constraint {
+  std::string name;                      // for tables; default "c1", "c2", ...
+  int64_t max_weight_bytes = 0;          // > 0
+  std::optional<double> max_latency_ms;  // > 0 when given
+};
+
+struct Seeds {
+  uint64_t search = 1;  // GA and sampling
+  uint64_t select = 1;  // candidate selection among the samples
+  uint64_t train = 1;   // weights and data order
+  uint64_t calibrate = 1;
+};
+
+struct RunConfig {
+  std::string budget = "quick";
+  std::string dataset = "fashion-mnist";  // as --data takes it (docs/data.md)
+  std::vector<std::string> spaces;        // search spaces, in order
+  SearchSettings search;
+  CandidateSettings candidates;
+  CalibrationSettings calibration;
+  TrainingSettings training;
+  std::string formats = "all";  // as --types takes it: "all" or "4:3,half,..."
+  double tolerance = 0.005;     // best format: accuracy at most this below float32
+  EvalSettings eval;
+  std::vector<Constraint> constraints;
+  Seeds seeds;
+  std::string backend = "auto";  // training and evaluation backend: auto, dnnl, portable
+  int threads = 0;               // OpenMP threads (0 = all cores)
+
+  std::vector<quant::FloatFormat> format_list() const { return quant::parse_types(formats); }
+};
+
+// The budget presets: "smoke" (a couple of minutes, for tests), "quick" (about 20 minutes on a
+// 2-core machine), "paper" (the paper's full protocol, for clusters). Throws iotnas::Error for an
+// unknown name.
+RunConfig budget_preset(std::string_view budget);
+const std::vector<std::string>& budget_names();
+
+// Parses a config document: the preset (the `budget_override` when not empty, else the document's
+// "budget", else "quick") with the document's keys applied on top. `origin` names the source in
+// errors. Throws iotnas::Error for bad JSON, an unknown key, a wrong type or a value out of range.
+RunConfig parse_run_config(std::string_view json_text, const std::string& origin,
+                           std::string_view budget_override = "");
+// Reads a config file (a missing or unreadable file is an error naming it).
+RunConfig load_run_config(const std::string& path, std::string_view budget_override = "");
+// Checks ranges and names (spaces, dataset syntax, formats, constraints); throws iotnas::Error.
+void validate(const RunConfig& c, const std::string& origin);
+
+// The full config as JSON (every key), as stored in the run directory; parse_run_config of it
+// gives the same config back.
+nlohmann::json run_config_to_json(const RunConfig& c);
+
+// The training recipe as JSON: the part of the config that determines a trained model (with the
+// dataset and seed it keys a training run in the store).
+nlohmann::json recipe_json(const RunConfig& c);
+
+}  // namespace iotnas::apps

@@ -1,0 +1,128 @@
+// Run configs: presets, overrides on top of them, a round trip through JSON, and every kind of
+// bad input as one clear error naming the key.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "apps/config.hpp"
+#include "kernels/error.hpp"
+
+namespace iotnas::apps {
+namespace {
+
+std::string error_of(std::string_view text, std::string_view budget = "") {
+  try {
+    parse_run_config(text, "run.json", budget);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(RunConfig, PresetsAreValidAndOrderedBySize) {
+  for (const auto& b : budget_names()) {
+    const RunConfig c = budget_preset(b);
+    EXPECT_NO_THROW(validate(c, b)) << b;
+    EXPECT_EQ(c.budget, b);
+    EXPECT_GE(c.spaces.size(), 3u) << b;
+  }
+  EXPECT_LT(budget_preset("smoke").training.epochs, budget_preset("quick").training.epochs);
+  EXPECT_LT(budget_preset("quick").search.grid_to, budget_preset("paper").search.grid_to);
+  EXPECT_EQ(budget_preset("quick").format_list().size(), 184u);
+  EXPECT_GE(budget_preset("quick").eval.images, 2000);
+  EXPECT_LE(budget_preset("quick").candidates.max_flops, 1e7);
+  EXPECT_LE(budget_preset("quick").calibration.models, 50);
+  EXPECT_THROW(budget_preset("huge"), Error);
+}
+
+TEST(RunConfig, FileOverridesItsPreset) {
+  const RunConfig c = parse_run_config(R"({
+    "budget": "smoke",
+    "dataset": "synthetic:train=500,test=200",
+    "spaces": ["plain", "densenet"],
+    "training": {"epochs": 2, "lr": 0.1, "train_images": 1e3},
+    "constraints": [{"max_weight_bytes": 1000}, {"name": "fast", "max_weight_bytes": 5000,
+                     "max_latency_ms": 0.5}],
+    "formats": "half,4:3,float",
+    "seeds": {"train": 18446744073709551615}
+  })",
+                                       "run.json");
+  EXPECT_EQ(c.budget, "smoke");
+  EXPECT_EQ(c.dataset, "synthetic:train=500,test=200");
+  EXPECT_EQ(c.spaces, (std::vector<std::string>{"plain", "densenet"}));
+  EXPECT_EQ(c.training.epochs, 2);
+  EXPECT_EQ(c.training.lr, 0.1);
+  EXPECT_EQ(c.training.train_images, 1000);
+  EXPECT_EQ(c.training.batch, budget_preset("smoke").training.batch);  // kept from the preset
+  EXPECT_EQ(c.eval.images, budget_preset("smoke").eval.images);
+  ASSERT_EQ(c.constraints.size(), 2u);
+  EXPECT_EQ(c.constraints[0].name, "c1");
+  EXPECT_FALSE(c.constraints[0].max_latency_ms);
+  EXPECT_EQ(c.constraints[1].name, "fast");
+  EXPECT_EQ(c.constraints[1].max_latency_ms, 0.5);
+  EXPECT_EQ(c.format_list().size(), 3u);
+  EXPECT_EQ(c.seeds.train, 18446744073709551615ull);
+  // The command line's budget wins over the file's.
+  EXPECT_EQ(parse_run_config(R"({"budget": "smoke"})", "x", "paper").budget, "paper");
+  EXPECT_EQ(parse_run_config("{}", "x").budget, "quick");
+}
+
+TEST(RunConfig, RoundTripsThroughJson) {
+  RunConfig c = budget_preset("quick");
+  c.constraints.push_back({"tight", 123, 0.25});
+  c.seeds.select = 99;
+  c.training.nesterov = false;
+  const std::string text = run_config_to_json(c).dump();
+  const RunConfig back = parse_run_config(text, "round-trip");
+  EXPECT_EQ(run_config_to_json(back), run_config_to_json(c));
+  // The recipe is a stable part of a training run's key.
+  EXPECT_EQ(recipe_json(back).dump(), recipe_json(c).dump());
+}
+
+TEST(RunConfig, BadInputIsOneClearErrorNamingTheKey) {
+  struct Case {
+    const char* text;
+    const char* needle;
+  };
+  const Case cases[] = {
+      {"{", "not valid JSON"},
+      {"[]", "JSON object"},
+      {R"({"datset": "mnist"})", "unknown key \"datset\""},
+      {R"({"training": {"epoch": 3}})", "unknown key \"training.epoch\""},
+      {R"({"training": {"epochs": "3"}})", "\"training.epochs\" must be an integer"},
+      {R"({"training": {"epochs": 0}})", "training.epochs"},
+      {R"({"training": {"epochs": 2.5}})", "must be an integer"},
+      {R"({"budget": "huge"})", "unknown budget 'huge'"},
+      {R"({"dataset": "imagenet"})", "imagenet"},
+      {R"({"spaces": []})", "spaces"},
+      {R"({"spaces": ["plain", "plain"]})", "twice"},
+      {R"({"spaces": ["vgg"]})", "vgg"},
+      {R"({"formats": "9:3"})", "formats"},
+      {R"({"search": {"grid_from": 3000}})", "powers of ten"},
+      {R"({"search": {"grid_from": 1e5, "grid_to": 1e3}})", "powers of ten"},
+      {R"({"calibration": {"models": 51}})", "calibration.models"},
+      {R"({"constraints": {"max_weight_bytes": 1}})", "array"},
+      {R"({"constraints": [{"max_weight_bytes": 0}]})", "max_weight_bytes must be a positive"},
+      {R"({"constraints": [{"max_weight_bytes": 10, "max_latency_ms": -1}]})", "max_latency_ms"},
+      {R"({"constraints": [{"max_weight_bytes": 10, "limit": 3}]})", "constraints[0].limit"},
+      {R"({"constraints": [{"name": "a", "max_weight_bytes": 1},
+                           {"name": "a", "max_weight_bytes": 2}]})",
+       "named 'a'"},
+      {R"({"seeds": {"train": -1}})", "non-negative"},
+      {R"({"format": "iotnas-run/2"})", "iotnas-run/1"},
+      {R"({"backend": "tpu"})", "backend"},
+  };
+  for (const Case& c : cases) {
+    const std::string e = error_of(c.text);
+    EXPECT_NE(e.find(c.needle), std::string::npos) << c.text << " -> '" << e << "'";
+    EXPECT_EQ(e.find('\n'), std::string::npos) << e;
+    if (!e.empty()) {
+      EXPECT_EQ(e.rfind("run.json", 0), 0u) << e;
+    }
+  }
+  EXPECT_NE(error_of("{}", "tiny").find("unknown budget"), std::string::npos);
+  EXPECT_THROW(load_run_config("/nonexistent/run.json"), Error);
+}
+
+}  // namespace
+}  // namespace iotnas::apps
