@@ -17,5 +17,6 @@ void add_spec_command(CLI::App& app, Action& action);
 void add_train_command(CLI::App& app, Action& action);
 void add_eval_command(CLI::App& app, Action& action);
 void add_quant_command(CLI::App& app, Action& action);
+void add_calib_command(CLI::App& app, Action& action);
 
 }  // namespace iotnas::apps

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   iotnas::apps::add_train_command(app, action);
   iotnas::apps::add_eval_command(app, action);
   iotnas::apps::add_quant_command(app, action);
+  iotnas::apps::add_calib_command(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

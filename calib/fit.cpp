@@ -93,8 +93,8 @@ void write_text(const std::string& path, const std::string& text) {
 
 // Both terminals from one script: the body is written once per terminal.
 std::string two_terminals(const std::string& stem, const std::string& body) {
-  return "set terminal pngcairo size 900,650\nset output '" + stem + ".png'\n" + body +
-         "set terminal svg size 900,650\nset output '" + stem + ".svg'\nreplot\n";
+  return "set terminal pngcairo noenhanced size 900,650\nset output '" + stem + ".png'\n" + body +
+         "set terminal svg noenhanced size 900,650\nset output '" + stem + ".svg'\nreplot\n";
 }
 
 }  // namespace

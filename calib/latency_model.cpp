@@ -38,15 +38,20 @@ struct FeatureGroup {
 };
 const std::vector<FeatureGroup>& groups() {
   static const std::vector<FeatureGroup> g = {
-      {"conv", {"count", "flops_M", "in_K", "out_K", "weights_K"}},  // groups 1, kernel > 1x1
-      {"conv1x1", {"count", "flops_M", "in_K", "out_K", "weights_K"}},
-      {"conv_grouped", {"count", "flops_M", "in_K", "out_K", "weights_K"}},  // depthwise too
+      // groups 1, kernel > 1x1; *16: channels rounded up to 16, the channel block of vector
+      // kernels (oneDNN's AVX-512 layouts): small channel counts waste most of each vector.
+      {"conv", {"count", "flops_M", "flops16_M", "in_K", "out_K", "out16_K", "weights_K"}},
+      {"conv1x1", {"count", "flops_M", "flops16_M", "in_K", "out_K", "out16_K", "weights_K"}},
+      {"conv_grouped", {"count", "flops_M", "in16_K", "out_K", "out16_K", "weights_K"}},
       {"dense", {"count", "flops_M", "weights_K"}},
-      {"pool", {"count", "in_K", "out_K"}},  // max_pool, avg_pool
+      {"pool", {"count", "in_K", "in16_K", "out_K"}},  // max_pool, avg_pool
       {"global_avg_pool", {"count", "in_K"}},
-      {"eltwise", {"count", "elems_K"}},  // relu, batch norm that does not fold
-      {"add", {"count", "elems_K"}},
-      {"concat", {"count", "elems_K"}},
+      {"relu", {"count", "elems_K", "elems16_K"}},
+      // Only batch norms that do not fold. unaligned: channels not a multiple of 4, which
+      // vector kernels (oneDNN's among them) leave to a slower generic path.
+      {"batch_norm", {"count", "elems_K", "elems16_K", "unaligned_K"}},
+      {"add", {"count", "elems_K", "elems16_K"}},
+      {"concat", {"count", "elems_K", "elems16_K", "inputs"}},
       {"model", {"count"}},  // per-model overhead (input copy, program entry)
   };
   return g;
@@ -91,16 +96,24 @@ ModelFeatures model_features(const Graph& graph, const std::string& space) {
     int i = group_offset(group);
     for (double v : values) f.op_sums[size_t(i++)] += v;
   };
+  auto pad16 = [](int c) { return double((c + 15) / 16 * 16); };
   for (size_t i = 1; i < graph.nodes.size(); ++i) {
     const Node& n = graph.nodes[i];
     const double in_k = double(n.in.size()) / 1e3, out_k = double(n.out.size()) / 1e3;
+    const double in16_k = pad16(n.in.c) * n.in.h * n.in.w / 1e3;
+    const double out16_k = pad16(n.out.c) * n.out.h * n.out.w / 1e3;
     const double flops_m = double(n.flops) / 1e6, weights_k = double(n.weight_count) / 1e3;
     switch (n.layer.op) {
       case Op::conv2d: {
-        const char* g = n.layer.groups > 1                         ? "conv_grouped"
-                        : n.layer.kernel_h * n.layer.kernel_w == 1 ? "conv1x1"
-                                                                   : "conv";
-        put(g, {1, flops_m, in_k, out_k, weights_k});
+        const Layer& l = n.layer;
+        if (l.groups > 1) {
+          put("conv_grouped", {1, flops_m, in16_k, out_k, out16_k, weights_k});
+          break;
+        }
+        const double flops16_m = 2.0 * n.out.h * n.out.w * l.kernel_h * l.kernel_w * pad16(n.in.c) *
+                                 pad16(n.out.c) / 1e6;
+        put(l.kernel_h * l.kernel_w == 1 ? "conv1x1" : "conv",
+            {1, flops_m, flops16_m, in_k, out_k, out16_k, weights_k});
         break;
       }
       case Op::dense:
@@ -108,22 +121,24 @@ ModelFeatures model_features(const Graph& graph, const std::string& space) {
         break;
       case Op::max_pool:
       case Op::avg_pool:
-        put("pool", {1, in_k, out_k});
+        put("pool", {1, in_k, in16_k, out_k});
         break;
       case Op::global_avg_pool:
         put("global_avg_pool", {1, in_k});
         break;
       case Op::batch_norm:
-        if (folded[i]) break;
-        [[fallthrough]];
+        if (!folded[i]) put("batch_norm", {1, out_k, out16_k, n.out.c % 4 ? out_k : 0.0});
+        break;
       case Op::relu:
-        put("eltwise", {1, out_k});
+        put("relu", {1, out_k, out16_k});
         break;
-      case Op::add:
-        put("add", {1, out_k * double(n.inputs.size())});
+      case Op::add: {
+        const double k = double(n.inputs.size());
+        put("add", {1, out_k * k, out16_k * k});
         break;
+      }
       case Op::concat:
-        put("concat", {1, out_k});
+        put("concat", {1, out_k, out16_k, double(n.inputs.size())});
         break;
       case Op::input:
       case Op::flatten:

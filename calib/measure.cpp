@@ -43,7 +43,15 @@ Measurement summarize_times(std::vector<double> t) {
   m.median_ms = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
   m.min_ms = t.front();
   m.max_ms = t.back();
-  m.spread = m.median_ms > 0 ? (m.max_ms - m.min_ms) / m.median_ms : 0;
+  // Quartiles by linear interpolation; the interquartile range is what one preempted run
+  // cannot move, unlike max - min.
+  auto quantile = [&](double q) {
+    const double pos = q * double(n - 1);
+    const size_t lo = size_t(pos);
+    const size_t hi = std::min(lo + 1, n - 1);
+    return t[lo] + (pos - double(lo)) * (t[hi] - t[lo]);
+  };
+  m.spread = m.median_ms > 0 ? (quantile(0.75) - quantile(0.25)) / m.median_ms : 0;
   return m;
 }
 

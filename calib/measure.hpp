@@ -16,13 +16,13 @@ namespace iotnas::calib {
 
 struct MeasureConfig {
   kernels::BackendKind backend = kernels::BackendKind::portable;
-  int threads = 1;                // OpenMP threads while timing (set and restored)
-  int warmup = 3;                 // untimed forwards first (at least; see warmup_ms)
-  double warmup_ms = 5;           // ... and keep warming up until this much time has passed
-  int repeats = 10;               // timed forwards
-  double noise_threshold = 0.25;  // a measurement with spread above this is noisy
-  int max_attempts = 3;           // a noisy measurement is repeated up to this many times in all
-  uint64_t seed = 1;              // weights and input (latency does not depend on the values)
+  int threads = 1;               // OpenMP threads while timing (set and restored)
+  int warmup = 3;                // untimed forwards first (at least; see warmup_ms)
+  double warmup_ms = 5;          // ... and keep warming up until this much time has passed
+  int repeats = 10;              // timed forwards
+  double noise_threshold = 0.1;  // a measurement with spread above this is noisy
+  int max_attempts = 3;          // a noisy measurement is repeated up to this many times in all
+  uint64_t seed = 1;             // weights and input (latency does not depend on the values)
 };
 // Throws iotnas::Error naming the field when a value is out of range.
 void check_measure_config(const MeasureConfig& c);
@@ -30,7 +30,7 @@ void check_measure_config(const MeasureConfig& c);
 // One measurement of one model: statistics over `repeats` timed forwards, in milliseconds.
 struct Measurement {
   double mean_ms = 0, median_ms = 0, min_ms = 0, max_ms = 0;
-  double spread = 0;   // (max - min) / median over the timed forwards of the kept attempt
+  double spread = 0;   // interquartile range / median of the timed forwards (kept attempt)
   int repeats = 0;     // timed forwards
   int attempts = 1;    // 1 + repetitions caused by noise; the least-spread attempt is kept
   bool noisy = false;  // spread still above the threshold after max_attempts

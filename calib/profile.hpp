@@ -45,7 +45,7 @@ struct ProfileSettings {
   int warmup = 3;
   double warmup_ms = 5;
   int repeats = 10;
-  double noise_threshold = 0.25;
+  double noise_threshold = 0.1;
   int max_attempts = 3;
   uint64_t seed = 1;  // model sampling and weights
 };
