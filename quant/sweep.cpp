@@ -176,7 +176,9 @@ SweepResult sweep(const Model& model, const EvalSet& set, const SweepOptions& op
   SweepResult result;
   result.images = set.size();
   result.inference_params = int64_t(exact.size());
+  const auto t_float = Clock::now();
   result.float32_accuracy = runner.run(nullptr);
+  result.float32_seconds = seconds_since(t_float);
 
   const auto t_formats = Clock::now();
   for (size_t i = 0; i < formats.size(); ++i) {

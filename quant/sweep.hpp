@@ -38,6 +38,7 @@ struct SweepOptions {
 
 struct SweepResult {
   double float32_accuracy = 0;  // plain float32 evaluation (no rounding at all)
+  double float32_seconds = 0;   // its evaluation time
   int64_t images = 0;
   int64_t inference_params = 0;  // parameters of the folded model
   std::vector<SweepRow> rows;    // in options.formats order
