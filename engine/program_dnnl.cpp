@@ -109,6 +109,7 @@ class Plan {
   memory::desc plain(const Shape& s) const {
     return memory::desc({n_, s.c, s.h, s.w}, dt::f32, tag::nchw);
   }
+  memory user_as(const memory& user, const memory& prim);
   void add_weight_reorder(const memory& user, const memory& prim);
   void add_grad_reorder(const memory& prim, const memory& user, std::vector<Step>& steps);
 
@@ -182,6 +183,15 @@ void Plan::build_node(int i) {
 
 memory Plan::as_layout(const memory& m, const memory::desc& want, std::vector<Step>& steps) {
   if (m.get_desc() == want) return m;
+  if (m.get_desc().dims() != want.dims()) {
+    // oneDNN reshaped a 4-D map (e.g. [n, C*H*W, 1, 1] for an inner product): through a plain
+    // copy, whose bytes are the same under either shape.
+    const memory::desc& have = m.get_desc();
+    memory p = as_layout(m, memory::desc(have.dims(), dt::f32, tag::nchw), steps);
+    return as_layout(
+        memory(memory::desc(want.dims(), dt::f32, tag::nchw), eng_, p.get_data_handle()), want,
+        steps);
+  }
   memory t = new_mem(want);
   steps.push_back(exec(dnnl::reorder(m, t), {{DNNL_ARG_FROM, m}, {DNNL_ARG_TO, t}}));
   return t;
@@ -218,17 +228,37 @@ memory Plan::grad_target(int i, int k, const memory::desc& have, std::vector<Ste
   NodeRt& s = rt_[src];
   memory target = s.edges.empty() ? s.grad : s.edges.at(s.next_edge++);
   if (have == target.get_desc()) return target;
+  if (have.dims() != target.get_desc().dims()) {  // reshaped (see as_layout): via a plain copy
+    const memory::desc tplain(target.get_desc().dims(), dt::f32, tag::nchw);
+    memory p = target.get_desc() == tplain ? target : new_mem(tplain);
+    memory t = new_mem(have);
+    memory view(memory::desc(have.dims(), dt::f32, tag::nchw), eng_, p.get_data_handle());
+    after.push_back(exec(dnnl::reorder(t, view), {{DNNL_ARG_FROM, t}, {DNNL_ARG_TO, view}}));
+    if (p != target)
+      after.push_back(exec(dnnl::reorder(p, target), {{DNNL_ARG_FROM, p}, {DNNL_ARG_TO, target}}));
+    return t;
+  }
   memory t = new_mem(have);
   after.push_back(exec(dnnl::reorder(t, target), {{DNNL_ARG_FROM, t}, {DNNL_ARG_TO, target}}));
   return t;
 }
 
-void Plan::add_weight_reorder(const memory& user, const memory& prim) {
+// `user` viewed with the dims of `prim` when oneDNN reshaped them (plain bytes are the same).
+memory Plan::user_as(const memory& user, const memory& prim) {
+  const memory::desc& p = prim.get_desc();
+  if (user.get_desc().dims() == p.dims()) return user;
+  const tag plain_tag = p.data.ndims == 2 ? tag::ab : p.data.ndims == 4 ? tag::abcd : tag::abcde;
+  return memory(memory::desc(p.dims(), dt::f32, plain_tag), eng_, user.get_data_handle());
+}
+
+void Plan::add_weight_reorder(const memory& user_in, const memory& prim) {
+  memory user = user_as(user_in, prim);
   weight_steps_.push_back(
       exec(dnnl::reorder(user, prim), {{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, prim}}));
 }
 
-void Plan::add_grad_reorder(const memory& prim, const memory& user, std::vector<Step>& steps) {
+void Plan::add_grad_reorder(const memory& prim, const memory& user_in, std::vector<Step>& steps) {
+  memory user = user_as(user_in, prim);
   steps.push_back(exec(dnnl::reorder(prim, user), {{DNNL_ARG_FROM, prim}, {DNNL_ARG_TO, user}}));
 }
 
@@ -644,7 +674,7 @@ void Plan::build_flatten(int i) {
   NodeRt& r = rt_[i];
   const int src_node = node.inputs[0];
   const memory& src = rt_[src_node].out;
-  bool all_dense = true;
+  bool all_dense = !node.consumers.empty();  // the model's output must be plain
   for (int c : node.consumers) all_dense &= g_.nodes[c].layer.op == Op::dense;
   if (all_dense) {
     // Dense layers read the 4-D map directly; flatten is a view.
