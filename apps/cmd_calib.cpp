@@ -244,7 +244,12 @@ int run_fit(const FitOpts& o) {
   calib::FitOptions fo;
   fo.folds = o.folds;
   fo.seed = o.seed;
-  const calib::FitReport r = calib::fit_profile(p, fo);
+  calib::FitReport r;
+  try {
+    r = calib::fit_profile(p, fo);
+  } catch (const Error& e) {
+    fail("profile '", o.profile, "': ", e.what());
+  }
   const nlohmann::json j = calib::fit_report_json(r, fo);
   p.fit = j;
   p.fit["fitted"] = calib::utc_now_iso();

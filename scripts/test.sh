@@ -46,6 +46,14 @@ if want arm64; then
   cmake --preset arm64 >/dev/null
   cmake --build --preset arm64 -j"$jobs"
   OMP_NUM_THREADS=1 ctest --preset arm64 -j"$jobs" --timeout 900
+  stage "arm64: iotnas calib measure --n 5 (small models) under qemu"
+  calib_dir=$(mktemp -d)
+  OMP_NUM_THREADS=1 timeout 300 qemu-aarch64-static -L /usr/aarch64-linux-gnu \
+    build/arm64/apps/iotnas calib measure --n 5 --max-params 2e4 --repeats 3 \
+    --out "$calib_dir/profile.json"
+  measured=$(grep -c '"round": 2' "$calib_dir/profile.json")
+  rm -rf "$calib_dir"
+  [ "$measured" -eq 5 ] || { echo "calib measure under qemu: $measured of 5 models measured twice" >&2; exit 1; }
 fi
 if want cuda; then
   if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
