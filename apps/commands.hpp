@@ -17,6 +17,9 @@ void add_spec_command(CLI::App& app, Action& action);
 void add_train_command(CLI::App& app, Action& action);
 void add_eval_command(CLI::App& app, Action& action);
 void add_quant_command(CLI::App& app, Action& action);
+void add_laws_command(CLI::App& app, Action& action);
+void add_search_command(CLI::App& app, Action& action);
+void add_sample_command(CLI::App& app, Action& action);
 void add_calib_command(CLI::App& app, Action& action);
 
 }  // namespace iotnas::apps

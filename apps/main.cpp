@@ -18,6 +18,9 @@ int main(int argc, char** argv) {
   iotnas::apps::add_train_command(app, action);
   iotnas::apps::add_eval_command(app, action);
   iotnas::apps::add_quant_command(app, action);
+  iotnas::apps::add_laws_command(app, action);
+  iotnas::apps::add_search_command(app, action);
+  iotnas::apps::add_sample_command(app, action);
   iotnas::apps::add_calib_command(app, action);
   try {
     app.parse(argc, argv);

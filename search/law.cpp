@@ -131,29 +131,35 @@ int integer_value(const std::string& origin, const std::string& where, const jso
 
 std::string laws_to_json(const LawSet& set) {
   const Space& space = find_space(set.space);
-  json j;
-  j["format"] = kLawsFormat;
-  j["space"] = set.space;
-  if (set.metric) j["metric"] = metric_name(*set.metric);
-  if (set.window_lo && set.window_hi) j["window"] = {*set.window_lo, *set.window_hi};
-  if (set.input) j["input_shape"] = {set.input->c, set.input->h, set.input->w};
-  j["classes"] = set.classes;
-  if (set.seed) j["seed"] = *set.seed;
-  json laws = json::array();
-  for (const Law& law : set.laws) {
-    json ranges = json::object();
+  // Written by hand rather than by json::dump(2), which sorts the keys and puts every number of
+  // a range on its own line: here the keys keep a reading order and each range takes one line.
+  std::string out = "{\n";
+  auto field = [&](const char* key, const json& value) {
+    out += "  \"" + std::string(key) + "\": " + value.dump() + ",\n";
+  };
+  field("format", kLawsFormat);
+  field("space", set.space);
+  if (set.metric) field("metric", metric_name(*set.metric));
+  if (set.window_lo && set.window_hi) field("window", {*set.window_lo, *set.window_hi});
+  if (set.input) field("input_shape", {set.input->c, set.input->h, set.input->w});
+  field("classes", set.classes);
+  if (set.seed) field("seed", *set.seed);
+  out += "  \"laws\": [";
+  for (size_t l = 0; l < set.laws.size(); ++l) {
+    const Law& law = set.laws[l];
+    out += l ? ",\n" : "\n";
+    out += "    {\"cost\": " + number_or_null(law.cost).dump() +
+           ", \"mu\": " + number_or_null(law.mu).dump() +
+           ", \"sigma\": " + number_or_null(law.sigma).dump() + ",\n     \"ranges\": {";
     for (size_t i = 0; i < space.vars.size(); ++i) {
-      ranges[space.vars[i].name] = {law.ranges[i].lo, law.ranges[i].hi};
+      out += i ? ",\n                " : "";
+      out += json(space.vars[i].name).dump() + ": [" + std::to_string(law.ranges[i].lo) + ", " +
+             std::to_string(law.ranges[i].hi) + "]";
     }
-    laws.push_back({{"cost", number_or_null(law.cost)},
-                    {"mu", number_or_null(law.mu)},
-                    {"sigma", number_or_null(law.sigma)},
-                    {"ranges", ranges}});
+    out += "}}";
   }
-  j["laws"] = laws;
-  // One law per line block, ranges on one line each: readable and diff-friendly.
-  std::string text = j.dump(2);
-  return text + "\n";
+  out += "\n  ]\n}\n";
+  return out;
 }
 
 LawSet parse_laws(std::string_view text, const std::string& origin) {
@@ -295,6 +301,13 @@ LawSet load_laws_file(const std::string& path) {
   ss << in.rdbuf();
   if (in.bad()) fail("cannot read laws file '", path, "'");
   return parse_laws(ss.str(), path);
+}
+
+void check_laws_space(const LawSet& set, const Space& space, const std::string& origin) {
+  if (set.space != space.name) {
+    fail("laws file '", origin, "' holds laws for space '", set.space, "', not '", space.name,
+         "'; pass --space ", set.space, " or a laws file of space '", space.name, "'");
+  }
 }
 
 void save_laws_file(const std::string& path, const LawSet& set) {

@@ -82,6 +82,8 @@ std::string laws_to_json(const LawSet& set);
 // outside the space's bounds.
 LawSet parse_laws(std::string_view text, const std::string& origin);
 LawSet load_laws_file(const std::string& path);
+// Throws iotnas::Error when `set` (read from `origin`) holds laws of another space than `space`.
+void check_laws_space(const LawSet& set, const Space& space, const std::string& origin);
 // Writes atomically (temporary file + rename): a failed write leaves no half-written file.
 void save_laws_file(const std::string& path, const LawSet& set);
 

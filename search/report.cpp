@@ -145,12 +145,14 @@ std::string samples_csv(const Space& space, const SpaceSearch& search) {
 
 std::string gnuplot_script(const SpaceReport& r, const std::string& csv, const std::string& stem) {
   const std::string metric = r.search.metric == Metric::params ? "parameters" : "FLOPs";
+  int searched = 0;
+  for (const auto& w : r.search.windows) searched += w.coverage != Coverage::unreachable;
   std::ostringstream s;
   s << "# " << r.search.space << ": distribution of log10(" << metric
     << "), uniform baseline vs learned laws. Run: gnuplot " << stem << ".gp\n"
     << "set datafile separator ','\n"
     << "set title \"" << r.search.space << " (" << to_string(r.input) << "): log10(" << metric
-    << "), uniform baseline vs laws learned for " << r.search.windows.size() << " windows\"\n"
+    << "), uniform baseline vs laws learned for " << searched << " windows\"\n"
     << "set xlabel 'log10(" << metric << ")'\n"
     << "set ylabel 'share of models per " << fixed(r.uniform.bin_width, 1) << " bin'\n"
     << "set key top left\nset grid ytics\n"

@@ -230,5 +230,31 @@ TEST(LawsFile, DamagedFilesAreClearErrors) {
   EXPECT_THROW(load_laws_file("/nonexistent/laws.json"), Error);
 }
 
+TEST(LawsFile, AnotherSpacesFileIsAClearError) {
+  const LawSet set = parse_laws(laws_to_json(example_set()), "laws.json");
+  EXPECT_NO_THROW(check_laws_space(set, find_space(set.space), "laws.json"));
+  for (const auto& other : spaces()) {
+    if (other.name == set.space) continue;
+    try {
+      check_laws_space(set, other, "laws.json");
+      ADD_FAILURE() << "no error for space " << other.name;
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("holds laws for space '" + set.space + "', not '" + other.name + "'"),
+                std::string::npos)
+          << msg;
+    }
+  }
+}
+
+TEST(LawsFile, OneLinePerRangeInReadingOrder) {
+  const std::string text = laws_to_json(example_set());
+  EXPECT_LT(text.find("\"format\""), text.find("\"space\""));
+  EXPECT_LT(text.find("\"space\""), text.find("\"laws\""));
+  EXPECT_NE(text.find("\"conv1_channels\": ["), std::string::npos);
+  const size_t at = text.find("\"conv1_channels\": [");
+  EXPECT_LT(text.find(']', at), text.find('\n', at));  // [lo, hi] on one line
+}
+
 }  // namespace
 }  // namespace iotnas::search
