@@ -21,5 +21,6 @@ void add_laws_command(CLI::App& app, Action& action);
 void add_search_command(CLI::App& app, Action& action);
 void add_sample_command(CLI::App& app, Action& action);
 void add_calib_command(CLI::App& app, Action& action);
+void add_run_commands(CLI::App& app, Action& action);  // run, solve, front, export, report
 
 }  // namespace iotnas::apps

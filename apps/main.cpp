@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   iotnas::apps::add_search_command(app, action);
   iotnas::apps::add_sample_command(app, action);
   iotnas::apps::add_calib_command(app, action);
+  iotnas::apps::add_run_commands(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,0 +1,222 @@
+// iotnas solve / front / export / report: answers from a run directory's experiment store
+// (docs/run.md). iotnas run itself lives beside them once the pipeline exists.
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "apps/commands.hpp"
+#include "apps/report.hpp"
+#include "apps/store.hpp"
+#include "engine/checkpoint.hpp"
+#include "engine/model.hpp"
+#include "kernels/error.hpp"
+#include "kernels/round/round.hpp"
+#include "quant/format.hpp"
+#include "search/front.hpp"
+#include "search/law.hpp"
+
+namespace iotnas::apps {
+
+namespace {
+
+using nlohmann::json;
+
+struct SolveOpts {
+  std::string run, profile, device;
+  int64_t max_weight_bytes = -1;
+  double max_latency_ms = 0;
+  int runners_up = 3;
+  bool json = false;
+};
+
+int run_solve(const SolveOpts& o, bool latency_given) {
+  if (o.max_weight_bytes < 0)
+    fail("--max-weight-bytes ", o.max_weight_bytes, " is negative; give a number of bytes >= 0");
+  if (latency_given && !(o.max_latency_ms > 0 && std::isfinite(o.max_latency_ms)))
+    fail("--max-latency-ms ", o.max_latency_ms, " is not a positive number of milliseconds");
+  if (o.runners_up < 0) fail("--runners-up must be >= 0");
+  Store store = Store::open(o.run, false);
+  std::optional<ProfileLatencies> profile;
+  if (!o.profile.empty()) profile = profile_latencies(o.profile);
+  const Results r = load_results(store, o.device, profile ? &*profile : nullptr);
+  search::Limits lim;
+  lim.max_weight_bytes = o.max_weight_bytes;
+  if (latency_given) lim.max_latency_ms = o.max_latency_ms;
+  const search::Solution s = search::solve(r.candidates, lim, o.runners_up);
+  if (o.json) {
+    std::cout << solution_json(r, s).dump() << "\n";
+  } else {
+    std::cout << solution_text(r, s);
+  }
+  return s.feasible ? 0 : 3;
+}
+
+struct FrontOpts {
+  std::string run, csv, device;
+  bool json = false;
+};
+
+int run_front(const FrontOpts& o) {
+  Store store = Store::open(o.run, false);
+  const Results r = load_results(store, o.device);
+  const auto fronts = compute_fronts(r);
+  store_fronts(store, r, fronts);
+  const std::string csv = o.csv.empty() ? o.run + "/fronts.csv" : o.csv;
+  search::write_file_atomic(csv, fronts_csv(r, fronts));
+  if (o.json) {
+    json j = json::object();
+    for (const auto& f : fronts) {
+      json pts = json::array();
+      for (int i : f.points) {
+        const auto& c = r.candidates[i];
+        pts.push_back(
+            {{"model_id", r.info[i].model_id},
+             {"space", c.space},
+             {"w", c.w},
+             {"t", c.t},
+             {"accuracy", c.accuracy},
+             {"weight_bytes", c.weight_bytes},
+             {"latency_ms", std::isnan(c.latency_ms) ? json(nullptr) : json(c.latency_ms)}});
+      }
+      j[f.name] = pts;
+    }
+    std::cout << j.dump() << "\n";
+  } else {
+    for (const auto& f : fronts) {
+      if (f.name == "memory:all") continue;
+      std::cout << front_table(r, f) << "\n";
+    }
+    std::cout << "wrote " << csv << "\n";
+  }
+  return 0;
+}
+
+struct ExportOpts {
+  std::string run, format, out;
+  int64_t model = 0;
+};
+
+int run_export(const ExportOpts& o) {
+  const quant::FloatFormat f = quant::parse_format(o.format);
+  Store store = Store::open(o.run, false);
+  const auto m = store.model(o.model);
+  if (!m)
+    fail("no model ", o.model, " in ", store.path(), "; `iotnas front --run ", o.run,
+         "` lists the model ids");
+  // The model's most accurate training run.
+  std::optional<RunRow> best;
+  for (const auto& r : store.runs(false))
+    if (r.model_id == o.model && (!best || r.test_accuracy > best->test_accuracy)) best = r;
+  if (!best) fail("model ", o.model, " has not been trained in ", o.run, "; nothing to export");
+  RunRow run = *store.run(best->id, true);
+  Model model;
+  model.spec = parse_spec(m->spec_json, store.path() + " model " + std::to_string(o.model));
+  model.graph = build_graph(model.spec);
+  if (run.params.empty() && !run.checkpoint_path.empty()) {
+    Checkpoint ck = load_checkpoint(run.checkpoint_path);
+    run.params = std::move(ck.params);
+    run.state = std::move(ck.state);
+  }
+  if (int64_t(run.params.size()) != model.graph.num_params ||
+      int64_t(run.state.size()) != model.graph.num_state)
+    fail(store.path(), ": training run ", run.id, " holds ", run.params.size(),
+         " parameters for a model of ", model.graph.num_params, "; the store is damaged");
+  model.params = std::move(run.params);
+  model.state = std::move(run.state);
+  const Model inference = fold_batch_norm(model);
+  std::vector<float> rounded(inference.params.size());
+  kernels::round_array(inference.params.data(), rounded.data(), int64_t(rounded.size()), f);
+
+  json j;
+  j["format"] = "iotnas-export/1";
+  j["model_id"] = m->id;
+  j["space"] = m->space;
+  j["name"] = m->name;
+  j["number_format"] = {
+      {"w", f.w}, {"t", f.t}, {"bits", 1 + f.w + f.t}, {"name", quant::format_name(f)}};
+  j["accuracy"] = nullptr;
+  for (const auto& a : store.accuracies(run.id))
+    if (a.w == f.w && a.t == f.t) j["accuracy"] = a.accuracy;
+  j["float32_test_accuracy"] = run.test_accuracy;
+  j["params_count"] = int64_t(rounded.size());
+  j["weight_bytes"] = quant::weight_bytes(int64_t(rounded.size()), f);
+  j["spec"] = json::parse(spec_to_json(inference.spec, -1));
+  j["params"] = rounded;
+  search::write_file_atomic(o.out, j.dump() + "\n");
+  std::printf("wrote %s: model %lld (%s) in %s, %lld parameters, %lld weight bytes\n",
+              o.out.c_str(), (long long)m->id, m->name.c_str(), quant::format_label(f).c_str(),
+              (long long)rounded.size(),
+              (long long)quant::weight_bytes(int64_t(rounded.size()), f));
+  return 0;
+}
+
+struct ReportOpts {
+  std::string run;
+  bool no_plots = false;
+};
+
+int run_report(const ReportOpts& o) {
+  Store store = Store::open(o.run, false);
+  ReportOptions ro;
+  ro.plots = !o.no_plots;
+  for (const auto& p : write_report(store, o.run, ro)) std::printf("wrote %s\n", p.c_str());
+  return 0;
+}
+
+}  // namespace
+
+void add_run_commands(CLI::App& app, Action& action) {
+  {
+    auto* cmd = app.add_subcommand(
+        "solve",
+        "The most accurate (model, format) of a run under weight-memory and latency limits");
+    auto o = std::make_shared<SolveOpts>();
+    cmd->add_option("--run", o->run, "Run directory (holds iotnas.sqlite)")->required();
+    cmd->add_option("--max-weight-bytes", o->max_weight_bytes,
+                    "Weight-memory limit in bytes (bit-packed in the chosen format)")
+        ->required();
+    auto* lat = cmd->add_option("--max-latency-ms", o->max_latency_ms,
+                                "Latency limit of the float32 model at batch 1, in ms");
+    cmd->add_option("--profile", o->profile,
+                    "Device profile (fitted) whose latencies to use instead of the run's");
+    cmd->add_option("--device", o->device, "Device name in the store (default: the run's)");
+    cmd->add_option("--runners-up", o->runners_up, "Runners-up to explain")->capture_default_str();
+    cmd->add_flag("--json", o->json, "Print one JSON object (keys in docs/run.md)");
+    cmd->callback([&action, o, lat] {
+      const bool given = lat->count() > 0;
+      action = [o, given] { return run_solve(*o, given); };
+    });
+  }
+  {
+    auto* cmd = app.add_subcommand("front", "Print a run's Pareto fronts and write them as CSV");
+    auto o = std::make_shared<FrontOpts>();
+    cmd->add_option("--run", o->run, "Run directory (holds iotnas.sqlite)")->required();
+    cmd->add_option("--csv", o->csv, "CSV file to write (default: DIR/fronts.csv)");
+    cmd->add_option("--device", o->device, "Device name in the store (default: the run's)");
+    cmd->add_flag("--json", o->json, "Print the fronts as one JSON object");
+    cmd->callback([&action, o] { action = [o] { return run_front(*o); }; });
+  }
+  {
+    auto* cmd = app.add_subcommand(
+        "export", "Write a trained model's spec and its weights rounded to a format (JSON)");
+    auto o = std::make_shared<ExportOpts>();
+    cmd->add_option("--run", o->run, "Run directory (holds iotnas.sqlite)")->required();
+    cmd->add_option("--model", o->model, "Model id (as `iotnas front` and `solve` print it)")
+        ->required();
+    cmd->add_option("--format", o->format, "Number format: W:T, half, bfloat16 or float")
+        ->required();
+    cmd->add_option("--out", o->out, "Output file (iotnas-export/1 JSON, docs/run.md)")->required();
+    cmd->callback([&action, o] { action = [o] { return run_export(*o); }; });
+  }
+  {
+    auto* cmd = app.add_subcommand(
+        "report", "Write DIR/report.md and report.html (fronts, tables, plots) for a run");
+    auto o = std::make_shared<ReportOpts>();
+    cmd->add_option("--run", o->run, "Run directory (holds iotnas.sqlite)")->required();
+    cmd->add_flag("--no-plots", o->no_plots, "Tables only (do not run gnuplot)");
+    cmd->callback([&action, o] { action = [o] { return run_report(*o); }; });
+  }
+}
+
+}  // namespace iotnas::apps

@@ -1,0 +1,369 @@
+// Answers from a run directory: a store filled here with synthetic results of three real models
+// (accuracies per format, sweeps, latencies), then `iotnas solve`, `front`, `export` and `report`
+// run as the user would, checked against brute force over the rows, and bad input refused.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "apps/report.hpp"
+#include "apps/store.hpp"
+#include "engine/model.hpp"
+#include "kernels/round/round.hpp"
+#include "quant/format.hpp"
+#include "search/front.hpp"
+#include "search/space.hpp"
+#include "test_util.hpp"
+
+namespace iotnas::apps {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path = fs::temp_directory_path() / ("iotnas_run_test_" + std::to_string(::getpid()) + "_" +
+                                        std::to_string(test::fresh_seed() % 1000000007));
+    fs::remove_all(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  std::string str() const { return path.string(); }
+};
+
+struct Cli {
+  int status = -1;
+  std::string out;
+  std::string err;
+};
+
+Cli iotnas(const std::string& args, const fs::path& scratch) {
+  const fs::path out = scratch / "stdout.txt", err = scratch / "stderr.txt";
+  const std::string cmd = std::string("OMP_NUM_THREADS=1 '") + IOTNAS_BINARY + "' " + args + " >'" +
+                          out.string() + "' 2>'" + err.string() + "' </dev/null";
+  const int raw = std::system(cmd.c_str());
+  Cli c;
+  c.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  std::ifstream o(out), e(err);
+  c.out.assign(std::istreambuf_iterator<char>(o), {});
+  c.err.assign(std::istreambuf_iterator<char>(e), {});
+  return c;
+}
+
+std::string last_line(const std::string& s) {
+  std::string t = s;
+  while (!t.empty() && t.back() == '\n') t.pop_back();
+  const auto p = t.rfind('\n');
+  return p == std::string::npos ? t : t.substr(p + 1);
+}
+
+// A synthetic accuracy for a model of quality `base` in T(w,t): falls off with few bits.
+double synthetic_accuracy(double base, int w, int t) {
+  if (w < 3) return 0.1;
+  return 0.1 + (base - 0.1) * (1 - std::exp(-double(t) / 2.0)) * (w >= 4 ? 1.0 : 0.9);
+}
+
+struct Filled {
+  std::vector<int64_t> model_ids;
+  std::vector<int64_t> inference_params;
+};
+
+// Three plain-space models with trained-looking rows; model 2 has no measured latency.
+Filled fill_store(const std::string& dir) {
+  Store s = Store::open(dir);
+  s.set_meta("device", "test-device");
+  const search::Space& plain = search::find_space("plain");
+  std::vector<int> small = plain.min_vector(), big = plain.min_vector();
+  for (size_t v = 0; v < big.size(); ++v)
+    big[v] = plain.vars[v].value(std::min(plain.vars[v].count() - 1, 3));
+  std::vector<int> mid = small;
+  mid[0] = plain.vars[0].value(std::min(plain.vars[0].count() - 1, 5));
+  const std::vector<std::vector<int>> vecs = {small, mid, big};
+  const double base[] = {0.70, 0.80, 0.90};
+  Filled f;
+  for (int k = 0; k < 3; ++k) {
+    const ModelSpec spec = search::build_spec(plain, vecs[k], {1, 28, 28}, 10);
+    const Model model = make_model(spec, uint64_t(k + 1));
+    const Analytics a = analyze(model.graph);
+    ModelRow m;
+    m.space = "plain";
+    m.name = spec.name;
+    m.vars_json = json(vecs[k]).dump();
+    m.spec_json = spec_to_json(spec);
+    m.analytics = a;
+    const int64_t id = s.put_model(m);
+    RunRow r;
+    r.key = unit_key({"run", m.spec_json, "synthetic", "{}", "1"});
+    r.model_id = id;
+    r.data = "synthetic";
+    r.recipe_json = "{}";
+    r.seed = 1;
+    r.test_accuracy = base[k];
+    r.record_json = "{}";
+    r.params = model.params;
+    r.state = model.state;
+    const int64_t rid = s.put_run(r);
+    SweepRow sw{rid, "eval", base[k], 1000, a.inference_params, 0, 0, 0.005, 1.0};
+    double best_bits = 99;
+    for (const auto fmt : quant::all_formats()) {
+      const double acc = synthetic_accuracy(base[k], fmt.w, fmt.t);
+      s.put_accuracy({rid, "eval", fmt.w, fmt.t, acc, quant::weight_bytes(a.inference_params, fmt),
+                      1000, 0.01});
+      if (acc >= base[k] - 0.005 && 1 + fmt.w + fmt.t < best_bits) {
+        best_bits = 1 + fmt.w + fmt.t;
+        sw.best_w = fmt.w;
+        sw.best_t = fmt.t;
+      }
+    }
+    s.put_sweep(sw);
+    const double lat = 0.05 * (k + 1);
+    if (k < 2) s.put_latency({id, "test-device", "measured", lat, lat, lat, lat * 0.9, 10, ""});
+    s.put_latency({id, "test-device", "predicted", lat * 1.1, 0, 0, 0, 0, "loglog_global"});
+    f.model_ids.push_back(id);
+    f.inference_params.push_back(a.inference_params);
+  }
+  s.put_artifact("config", "run",
+                 R"({"constraints": [{"name": "c1", "max_weight_bytes": 2000},
+                                     {"name": "c2", "max_weight_bytes": 1, "max_latency_ms": 1}]})");
+  return f;
+}
+
+// Brute force over the store: the most accurate (model, format) within the limits.
+struct Best {
+  double accuracy = -1;
+  int64_t weight_bytes = 0;
+};
+Best brute_best(Store& s, int64_t max_bytes, double max_ms) {
+  Best b;
+  for (const auto& a : s.accuracies()) {
+    const auto run = s.run(a.run_id, false);
+    const auto lat = s.latency(run->model_id, "test-device", "measured");
+    const auto pred = s.latency(run->model_id, "test-device", "predicted");
+    const double ms = lat ? lat->latency_ms : pred->latency_ms;
+    if (a.weight_bytes <= max_bytes && ms <= max_ms &&
+        (a.accuracy > b.accuracy || (a.accuracy == b.accuracy && a.weight_bytes < b.weight_bytes)))
+      b = {a.accuracy, a.weight_bytes};
+  }
+  return b;
+}
+
+TEST(RunAnswers, SolveMatchesBruteForceAndExplainsItself) {
+  TempDir dir;
+  const Filled f = fill_store(dir.str() + "/run");
+  Store s = Store::open(dir.str() + "/run", false);
+  for (int64_t bytes : {300, 1000, 2000, 5000, 20000, 1000000}) {
+    for (double ms : {0.06, 0.12, 1.0}) {
+      const Cli c =
+          iotnas("solve --run '" + dir.str() + "/run' --max-weight-bytes " + std::to_string(bytes) +
+                     " --max-latency-ms " + std::to_string(ms) + " --json",
+                 dir.path);
+      const Best want = brute_best(s, bytes, ms);
+      const json j = json::parse(last_line(c.out));
+      if (want.accuracy < 0) {
+        EXPECT_EQ(c.status, 3) << c.err;
+        EXPECT_FALSE(j["feasible"].get<bool>());
+        continue;
+      }
+      ASSERT_EQ(c.status, 0) << c.err << c.out;
+      ASSERT_TRUE(j["feasible"].get<bool>());
+      for (const char* key : {"feasible", "model_id", "space", "w", "t", "accuracy", "weight_bytes",
+                              "latency_ms_measured", "latency_ms_predicted"})
+        EXPECT_TRUE(j.contains(key)) << key;
+      EXPECT_DOUBLE_EQ(j["accuracy"].get<double>(), want.accuracy) << bytes << " " << ms;
+      EXPECT_LE(j["weight_bytes"].get<int64_t>(), bytes);
+      EXPECT_EQ(j["space"], "plain");
+      const int64_t id = j["model_id"].get<int64_t>();
+      const auto lat = s.latency(id, "test-device", "measured");
+      if (lat) {
+        EXPECT_DOUBLE_EQ(j["latency_ms_measured"].get<double>(), lat->latency_ms);
+      } else {
+        EXPECT_TRUE(j["latency_ms_measured"].is_null());
+      }
+      EXPECT_DOUBLE_EQ(j["latency_ms_predicted"].get<double>(),
+                       s.latency(id, "test-device", "predicted")->latency_ms);
+      EXPECT_LE(j["runners_up"].size(), 3u);
+    }
+  }
+  // Text output names the runners-up and why they lost.
+  const Cli text = iotnas("solve --run '" + dir.str() + "/run' --max-weight-bytes 2000", dir.path);
+  EXPECT_EQ(text.status, 0) << text.err;
+  EXPECT_NE(text.out.find("best: model"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("runners-up"), std::string::npos) << text.out;
+  (void)f;
+}
+
+TEST(RunAnswers, InfeasibleLimitsExitWithStatus3AndTheSmallestFeasibleValue) {
+  TempDir dir;
+  const Filled f = fill_store(dir.str());
+  int64_t lightest = INT64_MAX;
+  for (int64_t p : f.inference_params)
+    lightest = std::min(lightest, quant::weight_bytes(p, {1, 1}));
+  const Cli c = iotnas("solve --run '" + dir.str() + "' --max-weight-bytes 1 --json", dir.path);
+  EXPECT_EQ(c.status, 3) << c.err;
+  const json j = json::parse(last_line(c.out));
+  EXPECT_FALSE(j["feasible"].get<bool>());
+  EXPECT_EQ(j["limit"], "max_weight_bytes");
+  EXPECT_EQ(j["smallest_feasible"].get<double>(), double(lightest));
+  EXPECT_TRUE(j["model_id"].is_null());
+  // Latency below every model's: the latency limit is named.
+  const Cli l = iotnas(
+      "solve --run '" + dir.str() + "' --max-weight-bytes 100000 --max-latency-ms 0.01 --json",
+      dir.path);
+  EXPECT_EQ(l.status, 3) << l.err;
+  const json jl = json::parse(last_line(l.out));
+  EXPECT_EQ(jl["limit"], "max_latency_ms");
+  EXPECT_DOUBLE_EQ(jl["smallest_feasible"].get<double>(), 0.05);
+  // Text form says so too.
+  const Cli t = iotnas("solve --run '" + dir.str() + "' --max-weight-bytes 1", dir.path);
+  EXPECT_EQ(t.status, 3);
+  EXPECT_NE(t.out.find("infeasible"), std::string::npos) << t.out;
+}
+
+TEST(RunAnswers, FrontsArePrintedStoredParetoOptimalAndWrittenAsCsv) {
+  TempDir dir;
+  fill_store(dir.str());
+  const Cli c = iotnas("front --run '" + dir.str() + "'", dir.path);
+  ASSERT_EQ(c.status, 0) << c.err;
+  for (const char* title : {"float32", "half", "T(4,3)", "best format", "latency"})
+    EXPECT_NE(c.out.find(title), std::string::npos) << title;
+  std::ifstream csv(dir.path / "fronts.csv");
+  std::string header;
+  std::getline(csv, header);
+  EXPECT_EQ(header,
+            "front,position,model_id,space,name,params,w,t,accuracy,weight_bytes,latency_ms");
+  Store s = Store::open(dir.str(), false);
+  for (const char* name :
+       {"memory:float32", "memory:half", "memory:T(4,3)", "memory:best", "latency:test-device"}) {
+    const auto pts = s.front(name);
+    EXPECT_FALSE(pts.empty()) << name;
+    for (size_t k = 1; k < pts.size(); ++k) {
+      EXPECT_LT(pts[k - 1].cost, pts[k].cost) << name;
+      EXPECT_LT(pts[k - 1].accuracy, pts[k].accuracy) << name;
+    }
+  }
+  // The float32 front over three models whose accuracy grows with size holds all three.
+  EXPECT_EQ(s.front("memory:float32").size(), 3u);
+  // Nothing in the results beats a front point at its cost or less (Pareto-optimal).
+  const Results r = load_results(s);
+  for (const auto& f : compute_fronts(r)) {
+    for (int i : f.points) {
+      for (size_t j = 0; j < r.candidates.size(); ++j) {
+        const bool same_family =
+            r.candidates[j].w == r.candidates[i].w && r.candidates[j].t == r.candidates[i].t;
+        if (!same_family || f.name == "memory:best" || f.name == "memory:all") continue;
+        const double ci = search::cost_value(r.candidates[i], f.cost);
+        const double cj = search::cost_value(r.candidates[j], f.cost);
+        if (std::isnan(cj)) continue;
+        EXPECT_FALSE(cj <= ci && r.candidates[j].accuracy > r.candidates[i].accuracy) << f.name;
+      }
+    }
+  }
+  // JSON form.
+  const Cli j = iotnas("front --run '" + dir.str() + "' --json", dir.path);
+  ASSERT_EQ(j.status, 0);
+  EXPECT_EQ(json::parse(last_line(j.out))["memory:float32"].size(), 3u);
+}
+
+TEST(RunAnswers, ExportWritesTheSpecAndRoundedWeights) {
+  TempDir dir;
+  const Filled f = fill_store(dir.str());
+  const fs::path out = dir.path / "model.json";
+  const Cli c =
+      iotnas("export --run '" + dir.str() + "' --model " + std::to_string(f.model_ids[1]) +
+                 " --format 4:3 --out '" + out.string() + "'",
+             dir.path);
+  ASSERT_EQ(c.status, 0) << c.err;
+  std::ifstream in(out);
+  const json j = json::parse(in);
+  EXPECT_EQ(j["format"], "iotnas-export/1");
+  EXPECT_EQ(j["number_format"]["w"], 4);
+  EXPECT_EQ(j["number_format"]["t"], 3);
+  EXPECT_EQ(j["params"].size(), size_t(f.inference_params[1]));
+  EXPECT_EQ(j["weight_bytes"].get<int64_t>(), quant::weight_bytes(f.inference_params[1], {4, 3}));
+  EXPECT_DOUBLE_EQ(j["accuracy"].get<double>(), synthetic_accuracy(0.80, 4, 3));
+  const ModelSpec spec = parse_spec(j["spec"].dump(), "export");
+  EXPECT_EQ(build_graph(spec).num_params, f.inference_params[1]);
+  int nonzero = 0;
+  for (const auto& v : j["params"]) {
+    const float x = v.get<float>();
+    EXPECT_EQ(kernels::round_to_format(x, {4, 3}), x);  // representable in T(4,3)
+    nonzero += x != 0;
+  }
+  EXPECT_GT(nonzero, 0);
+  // Unknown model, bad format: errors, no file.
+  const fs::path none = dir.path / "none.json";
+  EXPECT_EQ(iotnas("export --run '" + dir.str() + "' --model 999 --format 4:3 --out '" +
+                       none.string() + "'",
+                   dir.path)
+                .status,
+            1);
+  EXPECT_EQ(iotnas("export --run '" + dir.str() + "' --model 1 --format 9:3 --out '" +
+                       none.string() + "'",
+                   dir.path)
+                .status,
+            1);
+  EXPECT_FALSE(fs::exists(none));
+}
+
+TEST(RunAnswers, ReportHasTablesAndPlots) {
+  TempDir dir;
+  fill_store(dir.str());
+  const Cli c = iotnas("report --run '" + dir.str() + "'", dir.path);
+  ASSERT_EQ(c.status, 0) << c.err;
+  std::ifstream md(dir.path / "report.md");
+  const std::string text(std::istreambuf_iterator<char>(md), {});
+  EXPECT_NE(text.find("Constraint answers"), std::string::npos);
+  EXPECT_NE(text.find("Fronts"), std::string::npos);
+  EXPECT_NE(text.find("Trained models"), std::string::npos);
+  EXPECT_TRUE(fs::exists(dir.path / "report.html"));
+  if (have_gnuplot()) {
+    EXPECT_TRUE(fs::exists(dir.path / "plots" / "memory_fronts.svg"));
+    EXPECT_TRUE(fs::exists(dir.path / "plots" / "memory_fronts.png"));
+    EXPECT_NE(text.find("plots/memory_fronts.svg"), std::string::npos);
+  }
+}
+
+TEST(RunAnswers, BadInputIsAClearErrorAndTouchesNothing) {
+  TempDir dir;
+  fs::create_directories(dir.path);
+  // No store.
+  Cli c = iotnas("solve --run '" + dir.str() + "/none' --max-weight-bytes 100", dir.path);
+  EXPECT_EQ(c.status, 1);
+  EXPECT_NE(c.err.find("no experiment store"), std::string::npos) << c.err;
+  EXPECT_FALSE(fs::exists(dir.path / "none"));
+  // A store of another version.
+  {
+    Store s = Store::open(dir.str() + "/old");
+    s.set_meta("schema_version", "0");
+  }
+  c = iotnas("front --run '" + dir.str() + "/old'", dir.path);
+  EXPECT_EQ(c.status, 1);
+  EXPECT_NE(c.err.find("schema version 0"), std::string::npos) << c.err;
+  EXPECT_FALSE(fs::exists(dir.path / "old" / "fronts.csv"));
+  // An empty store: nothing to answer yet.
+  { Store::open(dir.str() + "/empty"); }
+  c = iotnas("solve --run '" + dir.str() + "/empty' --max-weight-bytes 100", dir.path);
+  EXPECT_EQ(c.status, 1);
+  EXPECT_NE(c.err.find("no evaluated models"), std::string::npos) << c.err;
+  // Contradictory or malformed limits.
+  fill_store(dir.str() + "/ok");
+  c = iotnas("solve --run '" + dir.str() + "/ok' --max-weight-bytes -5", dir.path);
+  EXPECT_EQ(c.status, 1);
+  EXPECT_NE(c.err.find("--max-weight-bytes"), std::string::npos) << c.err;
+  c = iotnas("solve --run '" + dir.str() + "/ok' --max-weight-bytes 100 --max-latency-ms 0",
+             dir.path);
+  EXPECT_EQ(c.status, 1);
+  EXPECT_NE(c.err.find("--max-latency-ms"), std::string::npos) << c.err;
+  c = iotnas("solve --run '" + dir.str() + "/ok'", dir.path);
+  EXPECT_EQ(c.status, 2);  // a required flag is missing
+  for (const Cli& x : {c}) EXPECT_EQ(std::count(x.err.begin(), x.err.end(), '\n'), 1) << x.err;
+}
+
+}  // namespace
+}  // namespace iotnas::apps
