@@ -235,6 +235,7 @@ struct FitOpts {
   std::string profile, plots;
   int folds = 5;
   uint64_t seed = 1;
+  std::string statistic = "median";
   bool json = false;
 };
 
@@ -244,6 +245,7 @@ int run_fit(const FitOpts& o) {
   calib::FitOptions fo;
   fo.folds = o.folds;
   fo.seed = o.seed;
+  fo.use_min = o.statistic == "min";
   calib::FitReport r;
   try {
     r = calib::fit_profile(p, fo);
@@ -262,7 +264,8 @@ int run_fit(const FitOpts& o) {
     std::cout << out.dump() << "\n";
     return 0;
   }
-  std::printf("%s: %zu measured models on %s\n", o.profile.c_str(), r.used.size(),
+  std::printf("%s: %zu measured models (%s latencies) on %s\n", o.profile.c_str(), r.used.size(),
+              o.statistic.c_str(),
               p.devices.empty() ? "?" : calib::device_summary(p.devices.back()).c_str());
   if (r.noise_models > 0)
     std::printf(
@@ -369,6 +372,11 @@ void add_calib_command(CLI::App& app, Action& action) {
   f->add_option("--profile", fo->profile, "Profile written by `iotnas calib measure`")->required();
   f->add_option("--folds", fo->folds, "Cross-validation folds")->capture_default_str();
   f->add_option("--seed", fo->seed, "Seed for the fold assignment")->capture_default_str();
+  f->add_option("--statistic", fo->statistic,
+                "Latency of a measurement: median of its timed runs, or min (steadier on a "
+                "shared machine)")
+      ->check(CLI::IsMember({"median", "min"}))
+      ->capture_default_str();
   f->add_option("--plots", fo->plots,
                 "Write CSV + gnuplot scripts (and PNG/SVG when gnuplot exists) into this folder");
   f->add_flag("--json", fo->json, "Print one JSON object on stdout");

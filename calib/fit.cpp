@@ -17,7 +17,7 @@ FitReport fit_profile(const Profile& p, const FitOptions& o) {
   for (size_t i = 0; i < p.models.size(); ++i) {
     const ProfileModel& m = p.models[i];
     for (const auto& x : m.measurements) r.noisy_measurements += x.noisy;
-    const double lat = m.latency_ms();
+    const double lat = m.latency_ms(o.use_min);
     if (!std::isfinite(lat)) continue;
     ModelFeatures f;
     try {
@@ -29,8 +29,8 @@ FitReport fit_profile(const Profile& p, const FitOptions& o) {
     r.measured_ms.push_back(lat);
     r.features.push_back(std::move(f));
     if (m.measurements.size() >= 2) {
-      first.push_back(m.measurements[0].median_ms);
-      second.push_back(m.measurements[1].median_ms);
+      first.push_back(o.use_min ? m.measurements[0].min_ms : m.measurements[0].median_ms);
+      second.push_back(o.use_min ? m.measurements[1].min_ms : m.measurements[1].median_ms);
     }
   }
   if (int(r.used.size()) < kMinProfileModels)
@@ -68,6 +68,7 @@ nlohmann::json fit_report_json(const FitReport& r, const FitOptions& o) {
   j["measured_models"] = r.used.size();
   j["folds"] = o.folds;
   j["seed"] = o.seed;
+  j["statistic"] = o.use_min ? "min" : "median";
   j["model"] = latency_model_to_json(r.best_model);
   return j;
 }

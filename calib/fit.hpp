@@ -17,6 +17,9 @@ inline constexpr int kMinProfileModels = 10;  // measured models a profile needs
 struct FitOptions {
   int folds = 5;
   uint64_t seed = 1;  // fold assignment
+  // Fit on each measurement's fastest run instead of its median (and judge the noise ceiling on
+  // the same): on a machine shared with other work the minimum is the more repeatable statistic.
+  bool use_min = false;
 };
 
 struct FitReport {
@@ -27,7 +30,7 @@ struct FitReport {
   int noise_models = 0;             // models with two measurements
   int noisy_measurements = 0;       // measurements flagged noisy
   std::vector<size_t> used;         // profile model indices fitted on (measured ones)
-  std::vector<double> measured_ms;  // their latencies
+  std::vector<double> measured_ms;  // their latencies (median or min, FitOptions::use_min)
   std::vector<ModelFeatures> features;
 };
 

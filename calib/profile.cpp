@@ -18,10 +18,12 @@ namespace iotnas::calib {
 
 using nlohmann::json;
 
-double ProfileModel::latency_ms() const {
+double ProfileModel::latency_ms(bool use_min) const {
   double best = std::numeric_limits<double>::quiet_NaN();
-  for (const auto& m : measurements)
-    if (!(m.median_ms >= best)) best = m.median_ms;
+  for (const auto& m : measurements) {
+    const double v = use_min ? m.min_ms : m.median_ms;
+    if (!(v >= best)) best = v;
+  }
   return best;
 }
 

@@ -32,8 +32,8 @@ struct ProfileModel {
   ModelSpec spec;
   std::vector<Measurement> measurements;  // in the order taken (round 1, round 2, ...)
   // The model's latency: the smallest of its measurements' medians (interference from other
-  // work only ever adds time). NaN when it has no measurement.
-  double latency_ms() const;
+  // work only ever adds time), or of their minima with use_min. NaN when it has no measurement.
+  double latency_ms(bool use_min = false) const;
 };
 
 // What every measurement of the profile was taken with; a rerun must ask for the same.
