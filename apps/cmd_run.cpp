@@ -1,11 +1,16 @@
-// iotnas solve / front / export / report: answers from a run directory's experiment store
-// (docs/run.md). iotnas run itself lives beside them once the pipeline exists.
+// iotnas run: the whole loop into a run directory; iotnas solve / front / export / report:
+// answers from a run directory's experiment store (docs/run.md).
+#include <atomic>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "apps/commands.hpp"
+#include "apps/config.hpp"
+#include "apps/pipeline.hpp"
+#include "apps/progress.hpp"
 #include "apps/report.hpp"
 #include "apps/store.hpp"
 #include "engine/checkpoint.hpp"
@@ -164,9 +169,58 @@ int run_report(const ReportOpts& o) {
   return 0;
 }
 
+std::atomic<bool> g_stop{false};
+void on_run_stop_signal(int) {
+  g_stop.store(true);
+}
+
+struct RunOpts {
+  std::string config, out = "iotnas-run", budget;
+};
+
+int run_run(const RunOpts& o) {
+  const RunConfig c = o.config.empty() ? budget_preset(o.budget.empty() ? "quick" : o.budget)
+                                       : load_run_config(o.config, o.budget);
+  Progress progress;
+  RunHooks hooks;
+  hooks.line = [&](const std::string& s) { progress.line(s); };
+  hooks.update = [&](const std::string& s) { progress.update(s); };
+  hooks.stop = &g_stop;
+  std::signal(SIGINT, on_run_stop_signal);
+  std::signal(SIGTERM, on_run_stop_signal);
+  progress.line("iotnas run: budget " + c.budget + ", " + c.dataset + ", into " + o.out);
+  const RunSummary s = run_pipeline(c, o.out, hooks);
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                "%s: %d candidates, %d trained, %d reused, %d sweeps, %lld formats evaluated, "
+                "%.1fs (load %.1f, search %.1f, calibrate %.1f, select %.1f, train %.1f, sweep "
+                "%.1f, answers %.1f)",
+                s.stopped ? "stopped (rerun the same command to resume)" : "done", s.candidates,
+                s.trained, s.reused, s.sweeps_done, (long long)s.formats_evaluated, s.total_seconds,
+                s.seconds.load, s.seconds.search, s.seconds.calibrate, s.seconds.select,
+                s.seconds.train, s.seconds.sweep, s.seconds.answers);
+  progress.line(buf);
+  if (!s.stopped) progress.line("report: " + o.out + "/report.md");
+  return s.stopped ? 75 : 0;
+}
+
 }  // namespace
 
 void add_run_commands(CLI::App& app, Action& action) {
+  {
+    auto* cmd = app.add_subcommand(
+        "run", "Search, calibrate, train, sweep formats and answer constraints (docs/run.md)");
+    auto o = std::make_shared<RunOpts>();
+    cmd->add_option("--config", o->config, "Run config (JSON, docs/run.md)");
+    cmd->add_option("--out", o->out, "Run directory (created; an existing run is resumed)")
+        ->capture_default_str();
+    cmd->add_option("--budget", o->budget,
+                    "smoke, quick or paper (default: the config's, or quick)")
+        ->check(CLI::IsMember({"smoke", "quick", "paper"}));
+    cmd->callback([&action, o] { action = [o] { return run_run(*o); }; });
+  }
   {
     auto* cmd = app.add_subcommand(
         "solve",

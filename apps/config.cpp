@@ -228,7 +228,7 @@ RunConfig budget_preset(std::string_view budget) {
     // Seconds per stage: a few tiny models, one short epoch on a subset, a small eval subset.
     c.spaces = {"plain", "mobilenet", "resnet"};
     c.search = {"params", 1e3, 1e4, 20, 40, 5, 2, 0, 10};
-    c.candidates = {1, 2e6, 4};
+    c.candidates = {1, 1e6, 4};
     c.calibration = {"", 8, 3, 1, 1};
     c.training.epochs = 1;
     c.training.train_images = 2000;
