@@ -20,6 +20,7 @@ void add_quant_command(CLI::App& app, Action& action);
 void add_laws_command(CLI::App& app, Action& action);
 void add_search_command(CLI::App& app, Action& action);
 void add_sample_command(CLI::App& app, Action& action);
+void add_sweep_command(CLI::App& app, Action& action);
 void add_calib_command(CLI::App& app, Action& action);
 void add_run_commands(CLI::App& app, Action& action);  // run, solve, front, export, report
 

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   iotnas::apps::add_laws_command(app, action);
   iotnas::apps::add_search_command(app, action);
   iotnas::apps::add_sample_command(app, action);
+  iotnas::apps::add_sweep_command(app, action);
   iotnas::apps::add_calib_command(app, action);
   iotnas::apps::add_run_commands(app, action);
   try {
