@@ -1,7 +1,9 @@
 // Answers from a run directory: a store filled here with synthetic results of three real models
 // (accuracies per format, sweeps, latencies), then `iotnas solve`, `front`, `export` and `report`
 // run as the user would, checked against brute force over the rows, and bad input refused.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -9,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "apps/report.hpp"
@@ -363,6 +366,153 @@ TEST(RunAnswers, BadInputIsAClearErrorAndTouchesNothing) {
   c = iotnas("solve --run '" + dir.str() + "/ok'", dir.path);
   EXPECT_EQ(c.status, 2);  // a required flag is missing
   for (const Cli& x : {c}) EXPECT_EQ(std::count(x.err.begin(), x.err.end(), '\n'), 1) << x.err;
+}
+
+// The whole loop on tiny synthetic data, a few formats: `iotnas run` fills the store; killed with
+// SIGKILL at random points and rerun, it ends with the same results as an uninterrupted run.
+const char* kTinyRun = R"({
+  "budget": "smoke",
+  "dataset": "synthetic:shape=1x16x16,classes=4,train=1000,test=200,seed=3",
+  "spaces": ["plain", "mobilenet"],
+  "search": {"grid_from": 1e3, "grid_to": 1e4},
+  "candidates": {"max_models": 3, "max_flops": 3e5},
+  "calibration": {"models": 0},
+  "training": {"epochs": 3, "batch": 32, "train_images": 0},
+  "formats": "half,4:3,8:23,2:3",
+  "eval": {"images": 100},
+  "threads": 1,
+  "constraints": [{"max_weight_bytes": 100000}]
+})";
+
+// Start `iotnas run` as a child process (no shell, so the signal reaches it).
+pid_t start_run(const fs::path& config, const fs::path& out) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    setenv("OMP_NUM_THREADS", "1", 1);
+    const int null = ::open("/dev/null", O_WRONLY);
+    dup2(null, 1);
+    dup2(null, 2);
+    execl(IOTNAS_BINARY, IOTNAS_BINARY, "run", "--config", config.c_str(), "--out", out.c_str(),
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  return pid;
+}
+
+// (model name, w, t) -> accuracy, and model name -> float32 test accuracy.
+std::map<std::string, double> results_of(const fs::path& dir) {
+  Store s = Store::open(dir.string(), false);
+  std::map<std::string, double> out;
+  for (const auto& a : s.accuracies()) {
+    const auto run = s.run(a.run_id, false);
+    const auto m = s.model(run->model_id);
+    out[m->name + " " + std::to_string(a.w) + ":" + std::to_string(a.t)] = a.accuracy;
+  }
+  for (const auto& r : s.runs(false)) out[s.model(r.model_id)->name + " test"] = r.test_accuracy;
+  return out;
+}
+
+TEST(RunLoop, TinyRunFillsTheStoreAndResumesAfterSigkill) {
+  TempDir dir;
+  fs::create_directories(dir.path);
+  const fs::path config = dir.path / "run.json";
+  {
+    std::ofstream f(config);
+    f << kTinyRun;
+  }
+  // Uninterrupted.
+  const Cli a = iotnas(
+      "run --config '" + config.string() + "' --out '" + (dir.path / "a").string() + "'", dir.path);
+  ASSERT_EQ(a.status, 0) << a.err;
+  {
+    Store s = Store::open((dir.path / "a").string(), false);
+    EXPECT_EQ(s.count("runs"), 3);
+    EXPECT_EQ(s.count("sweeps"), 3);
+    EXPECT_EQ(s.count("accuracies"), 12);
+    EXPECT_GT(s.count("laws"), 0);
+    EXPECT_FALSE(s.front("memory:float32").empty());
+    EXPECT_EQ(s.integrity_check(), "ok");
+    // T(8,23) equals float32 for every model.
+    for (const auto& sw : s.sweeps()) {
+      bool found = false;
+      for (const auto& acc : s.accuracies(sw.run_id, sw.eval_key))
+        if (acc.w == 8 && acc.t == 23) {
+          found = true;
+          EXPECT_EQ(acc.accuracy, sw.float32_accuracy);
+        }
+      EXPECT_TRUE(found);
+    }
+  }
+  EXPECT_TRUE(fs::exists(dir.path / "a" / "report.md"));
+  // A rerun does nothing new.
+  const Cli again = iotnas(
+      "run --config '" + config.string() + "' --out '" + (dir.path / "a").string() + "'", dir.path);
+  ASSERT_EQ(again.status, 0) << again.err;
+  EXPECT_NE(again.err.find("0 trained, 3 reused"), std::string::npos) << again.err;
+
+  // Killed at random points, then run to the end.
+  const uint64_t seed = test::fresh_seed();
+  const fs::path b = dir.path / "b";
+  for (int round = 0; round < 3; ++round) {
+    const pid_t pid = start_run(config, b);
+    ASSERT_GT(pid, 0);
+    usleep(useconds_t(100000 + (seed >> (10 * round)) % 2000000));
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    if (fs::exists(b / kStoreFile)) {
+      Store s = Store::open(b.string(), false);
+      ASSERT_EQ(s.integrity_check(), "ok") << test::seed_note(seed);
+    }
+  }
+  const Cli done =
+      iotnas("run --config '" + config.string() + "' --out '" + b.string() + "'", dir.path);
+  ASSERT_EQ(done.status, 0) << done.err;
+  Store sb = Store::open(b.string(), false);
+  EXPECT_EQ(sb.integrity_check(), "ok");
+  EXPECT_EQ(sb.count("runs"), 3);
+  EXPECT_EQ(sb.count("accuracies"), 12);
+  EXPECT_EQ(results_of(b), results_of(dir.path / "a")) << test::seed_note(seed);
+}
+
+TEST(RunLoop, BadConfigIsAClearErrorAndWritesNothing) {
+  TempDir dir;
+  fs::create_directories(dir.path);
+  const fs::path config = dir.path / "bad.json";
+  {
+    std::ofstream f(config);
+    f << R"({"dataset": "imagenet"})";
+  }
+  Cli c =
+      iotnas("run --config '" + config.string() + "' --out '" + (dir.path / "out").string() + "'",
+             dir.path);
+  EXPECT_EQ(c.status, 1);
+  EXPECT_NE(c.err.find("imagenet"), std::string::npos) << c.err;
+  EXPECT_FALSE(fs::exists(dir.path / "out"));
+  c = iotnas("run --config '" + (dir.path / "none.json").string() + "' --out '" +
+                 (dir.path / "out").string() + "'",
+             dir.path);
+  EXPECT_EQ(c.status, 1);
+  EXPECT_NE(c.err.find("cannot read run config"), std::string::npos) << c.err;
+  EXPECT_FALSE(fs::exists(dir.path / "out"));
+  // A run directory of another store version is refused and left as it was.
+  {
+    Store s = Store::open((dir.path / "old").string());
+    s.set_meta("schema_version", "0");
+  }
+  {
+    std::ofstream f(config);
+    f << kTinyRun;
+  }
+  const auto bytes = [&] {
+    std::ifstream f(dir.path / "old" / kStoreFile, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  };
+  const std::string before = bytes();
+  c = iotnas("run --config '" + config.string() + "' --out '" + (dir.path / "old").string() + "'",
+             dir.path);
+  EXPECT_EQ(c.status, 1);
+  EXPECT_NE(c.err.find("schema version 0"), std::string::npos) << c.err;
+  EXPECT_EQ(bytes(), before);
 }
 
 }  // namespace
