@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -44,8 +45,24 @@ nlohmann::json epoch_json(const EpochStats& e) {
 }
 
 int run_train(const TrainOpts& o) {
+  if (!o.out.empty()) {
+    // Before any data is loaded or any epoch is trained, not after.
+    const std::filesystem::path dir = std::filesystem::path(o.out).parent_path();
+    std::error_code ec;
+    if (!dir.empty() && !std::filesystem::is_directory(dir, ec)) {
+      fail("--out '", o.out, "': directory '", dir.string(),
+           "' does not exist; create it first (nothing was trained)");
+    }
+  }
   if (o.threads < 0 || o.threads > 1024)
     fail("--threads ", o.threads, " is out of range [0, 1024]");
+  // Values train() checks too, checked here before the data is loaded.
+  if (o.epochs < 1 || o.epochs > 100000)
+    fail("--epochs ", o.epochs, " is out of range [1, 100000]");
+  if (o.batch < 1 || o.batch > 65536) fail("--batch ", o.batch, " is out of range [1, 65536]");
+  OptimizerConfig opt = o.opt;
+  opt.lr = o.lr;
+  validate(opt);
   if (o.threads > 0) omp_set_num_threads(o.threads);
   const auto backend = kernels::parse_backend(o.backend);
   const DatasetInfo info = dataset_info(o.data);
@@ -140,6 +157,7 @@ struct EvalOpts {
 };
 
 int run_eval(const EvalOpts& o) {
+  if (o.batch < 1 || o.batch > 65536) fail("--batch ", o.batch, " is out of range [1, 65536]");
   if (o.threads > 0) omp_set_num_threads(o.threads);
   const auto backend = kernels::parse_backend(o.backend);
   Checkpoint ck = load_checkpoint(o.model);
@@ -150,7 +168,6 @@ int run_eval(const EvalOpts& o) {
   model.state = std::move(ck.state);
   const Dataset data = load_dataset(o.data);
   check_model_fits(model, data);
-  if (o.batch < 1 || o.batch > 65536) fail("--batch ", o.batch, " is out of range [1, 65536]");
   Evaluator ev(model, backend, o.batch);
   const EvalSet set = make_eval_set(data, true);
   const EvalResult r = ev.run(set);

@@ -3,7 +3,9 @@
 // out by hand in the comments; every reference model builds and survives a JSON round trip.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <initializer_list>
+#include <iterator>
 #include <string>
 
 #include "engine/data.hpp"
@@ -550,6 +552,27 @@ TEST(SpecAnalytics, ReferenceModelsHaveTheirKnownSizes) {
   EXPECT_EQ(analyze(reference_model("resnet20", {3, 32, 32}, 10)).params, 272474);
   // plain-1k FLOPs: conv1 2*8*784*9 = 112,896; conv2 (14x14) 2*12*196*72 = 338,688; fc 240.
   EXPECT_EQ(analyze(reference_model("plain-1k")).flops, 112896 + 338688 + 240);
+}
+
+// The worked example of docs/model-spec.md parses and has the analytics the document states
+// (worked out by hand there).
+TEST(SpecDocs, WorkedExampleMatchesTheDocument) {
+  std::ifstream f(std::string(IOTNAS_SOURCE_DIR) + "/docs/model-spec.md");
+  ASSERT_TRUE(f) << "docs/model-spec.md not found";
+  const std::string doc((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const size_t begin = doc.find("```json\n");
+  ASSERT_NE(begin, std::string::npos);
+  const size_t end = doc.find("```", begin + 8);
+  const ModelSpec s = parse_spec(doc.substr(begin + 8, end - begin - 8), "docs/model-spec.md");
+  const Graph g = build_graph(s);
+  const Analytics a = analyze(g);
+  EXPECT_EQ(a.params, 1346);
+  EXPECT_EQ(a.inference_params, 1338);
+  EXPECT_EQ(a.flops, 564640);
+  EXPECT_EQ(a.peak_activation_bytes, 50176);
+  EXPECT_EQ(g.output().out, (Shape{10, 1, 1}));
+  EXPECT_NE(doc.find("Total: 1,346 parameters (1,338 for inference"), std::string::npos)
+      << "the document's totals changed: update this test with them";
 }
 
 TEST(SpecReference, EveryReferenceModelBuildsAndRoundTrips) {
