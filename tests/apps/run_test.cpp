@@ -474,6 +474,33 @@ TEST(RunLoop, TinyRunFillsTheStoreAndResumesAfterSigkill) {
   EXPECT_EQ(results_of(b), results_of(dir.path / "a")) << test::seed_note(seed);
 }
 
+TEST(RunLoop, SigtermStopsAfterTheUnitInHandAndARerunFinishes) {
+  TempDir dir;
+  fs::create_directories(dir.path);
+  const fs::path config = dir.path / "run.json";
+  {
+    std::ofstream f(config);
+    f << kTinyRun;
+  }
+  const fs::path out = dir.path / "out";
+  const pid_t pid = start_run(config, out);
+  ASSERT_GT(pid, 0);
+  usleep(600000);
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by the signal instead of stopping cleanly";
+  EXPECT_TRUE(WEXITSTATUS(status) == 75 || WEXITSTATUS(status) == 0) << WEXITSTATUS(status);
+  {
+    Store s = Store::open(out.string(), false);
+    EXPECT_EQ(s.integrity_check(), "ok");
+  }
+  const Cli done =
+      iotnas("run --config '" + config.string() + "' --out '" + out.string() + "'", dir.path);
+  ASSERT_EQ(done.status, 0) << done.err;
+  EXPECT_EQ(Store::open(out.string(), false).count("accuracies"), 12);
+}
+
 TEST(RunLoop, BadConfigIsAClearErrorAndWritesNothing) {
   TempDir dir;
   fs::create_directories(dir.path);
