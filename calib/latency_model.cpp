@@ -280,6 +280,9 @@ LatencyModel fit_latency_model(ModelKind kind, std::span<const ModelFeatures> x,
     case ModelKind::operator_sum: {
       m.op_weights = fit_operator(x, y, all);
       const auto& names = operator_feature_names();
+      m.op_max.assign(names.size(), 0.0);
+      for (const auto& f : x)
+        for (size_t k = 0; k < names.size(); ++k) m.op_max[k] = std::max(m.op_max[k], f.op_sums[k]);
       for (size_t k = 0; k < names.size(); ++k) {
         if (!names[k].ends_with(".count")) continue;
         bool seen = false;
@@ -330,6 +333,17 @@ Prediction predict(const LatencyModel& m, const ModelFeatures& x) {
   }
   if (m.kind == ModelKind::operator_sum) {
     const auto& names = operator_feature_names();
+    // A feature far beyond every calibrated model (e.g. a dense layer 100x wider than any
+    // classifier measured) makes its fitted cost an extrapolation, whatever the totals say.
+    for (size_t k = 0; k < m.op_max.size() && k < x.op_sums.size(); ++k) {
+      if (m.op_max[k] > 0 && x.op_sums[k] > 2 * m.op_max[k]) {
+        std::snprintf(buf, sizeof buf,
+                      "its %s = %.4g is more than twice the largest calibrated (%.4g): the "
+                      "prediction is an extrapolation",
+                      names[k].c_str(), x.op_sums[k], m.op_max[k]);
+        p.warnings.push_back(buf);
+      }
+    }
     for (const auto& op : m.unused_ops) {
       for (size_t k = 0; k < names.size(); ++k)
         if (names[k] == op + ".count" && x.op_sums[k] > 0)
@@ -354,6 +368,7 @@ nlohmann::json latency_model_to_json(const LatencyModel& m) {
     j["op_features"] = operator_feature_names();
     j["op_weights_ms"] = m.op_weights;
     j["unused_ops"] = m.unused_ops;
+    j["op_max"] = m.op_max;
   }
   return j;
 }
@@ -382,6 +397,10 @@ LatencyModel latency_model_from_json(const nlohmann::json& j, const std::string&
              "`iotnas calib fit`");
       m.op_weights = j.at("op_weights_ms").get<std::vector<double>>();
       m.unused_ops = j.value("unused_ops", std::vector<std::string>());
+      m.op_max = j.value("op_max", std::vector<double>());
+      if (m.op_weights.size() != operator_feature_names().size() ||
+          (!m.op_max.empty() && m.op_max.size() != m.op_weights.size()))
+        fail(origin, ": the operator model has the wrong number of weights; fit it again");
     }
     return m;
   } catch (const nlohmann::json::exception& e) {

@@ -52,6 +52,7 @@ struct LatencyModel {
   double params_min = 0, params_max = 0, flops_min = 0, flops_max = 0;
   int models = 0;                       // models it was fitted on
   std::vector<std::string> unused_ops;  // operator features no fitted model exercised
+  std::vector<double> op_max;           // operator_sum: largest value of each feature fitted on
 };
 
 // Fits a model on (features, measured latency in ms). Throws iotnas::Error when there are too

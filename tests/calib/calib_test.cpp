@@ -148,6 +148,13 @@ TEST(CalibModels, OperatorModelRecoversPerLayerCosts) {
   EXPECT_DOUBLE_EQ(cv.scores.within_10pct, 1);
   const LatencyModel m = fit_latency_model(ModelKind::operator_sum, x, y);
   for (double v : m.op_weights) EXPECT_GE(v, 0);
+  // A layer far larger than any calibrated one warns even when the totals are in range.
+  ModelSpec wide = net(4, 3, 8, false, false);
+  wide.layers.insert(wide.layers.end() - 1, dense("fc0", 2000));
+  const auto wide_warnings = predict(m, model_features(wide)).warnings;
+  bool dense_warned = false;
+  for (const auto& w : wide_warnings) dense_warned |= w.find("dense.") != std::string::npos;
+  EXPECT_TRUE(dense_warned);
   // Ops no model has are reported as unused, and a model with one warns.
   EXPECT_NE(std::find(m.unused_ops.begin(), m.unused_ops.end(), "add"), m.unused_ops.end());
 }
