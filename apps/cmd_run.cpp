@@ -193,14 +193,15 @@ int run_run(const RunOpts& o) {
   std::signal(SIGINT, SIG_DFL);
   std::signal(SIGTERM, SIG_DFL);
   char buf[512];
-  std::snprintf(buf, sizeof buf,
-                "%s: %d candidates, %d trained, %d reused, %d sweeps, %lld formats evaluated, "
-                "%.1fs (load %.1f, search %.1f, calibrate %.1f, select %.1f, train %.1f, sweep "
-                "%.1f, answers %.1f)",
-                s.stopped ? "stopped (rerun the same command to resume)" : "done", s.candidates,
-                s.trained, s.reused, s.sweeps_done, (long long)s.formats_evaluated, s.total_seconds,
-                s.seconds.load, s.seconds.search, s.seconds.calibrate, s.seconds.select,
-                s.seconds.train, s.seconds.sweep, s.seconds.answers);
+  std::snprintf(
+      buf, sizeof buf,
+      "%s: %d candidates, %d trained, %d reused, %d failed, %d sweeps, %lld formats evaluated, "
+      "%.1fs (load %.1f, search %.1f, calibrate %.1f, select %.1f, train %.1f, sweep "
+      "%.1f, answers %.1f)",
+      s.stopped ? "stopped (rerun the same command to resume)" : "done", s.candidates, s.trained,
+      s.reused, s.failed, s.sweeps_done, (long long)s.formats_evaluated, s.total_seconds,
+      s.seconds.load, s.seconds.search, s.seconds.calibrate, s.seconds.select, s.seconds.train,
+      s.seconds.sweep, s.seconds.answers);
   progress.line(buf);
   if (!s.stopped) progress.line("report: " + o.out + "/report.md");
   return s.stopped ? 75 : 0;

@@ -343,6 +343,9 @@ RunSummary run_pipeline(const RunConfig& c, const std::string& dir, const RunHoo
       model = make_model(p.spec, c.seeds.train);
       model.params = std::move(full.params);
       model.state = std::move(full.state);
+    } else if (store.artifact("failed-run", key)) {
+      line(tag + ": skipped (its training diverged in an earlier run; see the report)");
+      continue;
     } else {
       model = make_model(p.spec, c.seeds.train);
       TrainConfig tc;
@@ -360,11 +363,22 @@ RunSummary run_pipeline(const RunConfig& c, const std::string& dir, const RunHoo
       if (c.training.augment == "off") tc.augment = false;
       tc.backend = backend;
       tc.eval_each_epoch = false;
-      const TrainReport rep = train(model, train_data, tc, [&](const TrainProgress& pr) {
-        update(tag + ": epoch " + std::to_string(pr.epoch) + "/" + std::to_string(pr.epochs) +
-               " step " + std::to_string(pr.step) + "/" + std::to_string(pr.steps_per_epoch) +
-               " loss " + fmt("%.4f", pr.loss));
-      });
+      TrainReport rep;
+      try {
+        rep = train(model, train_data, tc, [&](const TrainProgress& pr) {
+          update(tag + ": epoch " + std::to_string(pr.epoch) + "/" + std::to_string(pr.epochs) +
+                 " step " + std::to_string(pr.step) + "/" + std::to_string(pr.steps_per_epoch) +
+                 " loss " + fmt("%.4f", pr.loss));
+        });
+      } catch (const Error& e) {
+        // A diverging model (NaN loss) is recorded and skipped; the run goes on with the rest.
+        store.put_artifact(
+            "failed-run", key,
+            json({{"model_id", p.model_id}, {"name", p.spec.name}, {"error", e.what()}}).dump());
+        line(tag + ": training failed, skipped: " + e.what());
+        sum.failed++;
+        continue;
+      }
       RunRow r;
       r.key = key;
       r.model_id = p.model_id;
@@ -434,6 +448,9 @@ RunSummary run_pipeline(const RunConfig& c, const std::string& dir, const RunHoo
 
   // Answers --------------------------------------------------------------------------------
   t = Clock::now();
+  if (store.count("accuracies") == 0)
+    fail("no model could be trained and evaluated (", sum.failed,
+         " diverged; see the report's failed runs): lower training.lr or change the recipe");
   const Results res = load_results(store, device);
   store_fronts(store, res, compute_fronts(res));
   for (const Constraint& k : c.constraints) {

@@ -21,6 +21,7 @@ struct RunSummary {
   int candidates = 0;             // models selected for training
   int trained = 0;                // trained in this process
   int reused = 0;                 // found finished in the store
+  int failed = 0;                 // training diverged (recorded as artifact failed-run, skipped)
   int sweeps_done = 0;            // sweeps finished in this process
   int64_t formats_evaluated = 0;  // format accuracies computed in this process
   int calibration_measured = 0;   // latencies measured in this process

@@ -635,6 +635,16 @@ std::vector<std::string> write_report(Store& store, const std::string& dir,
     heading("Search distribution: " + key);
     text("```\n" + store.artifact("search", key).value_or("") + "\n```");
   }
+  if (const auto failed = store.artifact_keys("failed-run"); !failed.empty()) {
+    heading("Training runs that failed");
+    Table t{{"model", "error"}, {}};
+    for (const auto& key : failed) {
+      const json j = json::parse(store.artifact("failed-run", key).value_or("{}"), nullptr, false);
+      if (j.is_object())
+        t.rows.push_back({j.value("name", std::string("?")), j.value("error", std::string("?"))});
+    }
+    b.push_back({Block::table, "", t});
+  }
   for (const auto& key : store.artifact_keys("calibration")) {
     heading("Calibration: " + key);
     const json j = json::parse(store.artifact("calibration", key).value_or("null"), nullptr, false);

@@ -501,6 +501,30 @@ TEST(RunLoop, SigtermStopsAfterTheUnitInHandAndARerunFinishes) {
   EXPECT_EQ(Store::open(out.string(), false).count("accuracies"), 12);
 }
 
+TEST(RunLoop, DivergingTrainingIsRecordedAndSkipped) {
+  TempDir dir;
+  fs::create_directories(dir.path);
+  const fs::path config = dir.path / "run.json";
+  {
+    std::ofstream f(config);
+    std::string text = kTinyRun;
+    text.replace(text.find("\"epochs\": 3"), 11, "\"epochs\": 1, \"lr\": 1e30");
+    f << text;
+  }
+  const std::string cmd =
+      "run --config '" + config.string() + "' --out '" + (dir.path / "out").string() + "'";
+  const Cli c = iotnas(cmd, dir.path);
+  EXPECT_EQ(c.status, 1) << c.err;
+  EXPECT_NE(c.err.find("lower training.lr"), std::string::npos) << c.err;
+  EXPECT_NE(c.err.find("training failed, skipped"), std::string::npos) << c.err;
+  Store s = Store::open((dir.path / "out").string(), false);
+  EXPECT_EQ(s.artifact_keys("failed-run").size(), 3u);
+  EXPECT_EQ(s.count("runs"), 0);
+  // A rerun does not train them again.
+  const Cli again = iotnas(cmd, dir.path);
+  EXPECT_NE(again.err.find("skipped (its training diverged"), std::string::npos) << again.err;
+}
+
 TEST(RunLoop, BadConfigIsAClearErrorAndWritesNothing) {
   TempDir dir;
   fs::create_directories(dir.path);
