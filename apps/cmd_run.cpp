@@ -203,6 +203,11 @@ int run_run(const RunOpts& o) {
       s.seconds.load, s.seconds.search, s.seconds.calibrate, s.seconds.select, s.seconds.train,
       s.seconds.sweep, s.seconds.answers);
   progress.line(buf);
+  const double loop = s.total_seconds - s.seconds.train - s.seconds.sweep;
+  std::snprintf(buf, sizeof buf,
+                "loop overhead (all but training and sweeps): %.1fs, %.1f%% of the wall time", loop,
+                s.total_seconds > 0 ? 100 * loop / s.total_seconds : 0.0);
+  progress.line(buf);
   if (!s.stopped) progress.line("report: " + o.out + "/report.md");
   return s.stopped ? 75 : 0;
 }
