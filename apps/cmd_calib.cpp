@@ -170,10 +170,11 @@ int run_measure(const MeasureOpts& o) {
   int have = 0;
   for (const auto& c : plan) {
     const int i = profile.find(c.spec.name);
-    have += i >= 0 && int(profile.models[size_t(i)].measurements.size()) >= o.rounds;
+    if (i >= 0) have += std::min(o.rounds, int(profile.models[size_t(i)].measurements.size()));
   }
   progress.line("measuring " + std::to_string(plan.size()) + " models (" + std::to_string(have) +
-                " already in " + o.out + ") on " +
+                " of their " + std::to_string(int(plan.size()) * o.rounds) +
+                " measurements already in " + o.out + ") on " +
                 calib::device_summary(calib::describe_device(cfg.backend, cfg.threads)) + ", " +
                 std::to_string(o.rounds) + " interleaved rounds of " + std::to_string(o.repeats) +
                 " timed runs");
