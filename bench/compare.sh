@@ -1,7 +1,8 @@
 #!/bin/bash
 # iotnas against its PyTorch peer, side by side in one run, interleaved (iotnas, peer, iotnas,
 # peer...) so that a noisy neighbour hits both; prints a table of ratios (medians over rounds).
-#   bench/compare.sh [BUILD_DIR] [what]    what: all (default), train, latency, accuracy
+#   bench/compare.sh [BUILD_DIR] [what]    what: all (default), train, latency, accuracy, steps
+# (steps: median ms per training step on random data, both sides; not in `all`)
 # Environment: MODELS (default "plain-1k plain-14k plain-120k"), ROUNDS (3), EPOCHS (2, training
 # throughput: the best epoch after the first), ACC_EPOCHS (10), SEEDS ("0 1 2"), ACC_THREADS (2;
 # accuracy does not depend on it), BACKEND (auto).
@@ -46,6 +47,26 @@ if [ "$what" = all ] || [ "$what" = latency ]; then
     i=$(med "$out/lat_i_$m" median_us); p=$(med "$out/lat_p_$m" median_us)
     fi=$(med "$out/lat_i_$m" floor_multiple); fp=$(med "$out/lat_p_$m" floor_multiple)
     python3 -c "print('%-11s %10.1f %12.1f %7.2fx %14.2f %14.2f' % ('$m', $i, $p, $p/$i, $fi, $fp))"
+  done
+  echo "  load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+fi
+
+if [ "$what" = steps ]; then
+  for r in $(seq "$rounds"); do
+    for m in $models; do
+      "$bench" steps --model "ref:$m" --backend "$backend" --threads "${THREADS:-2}" \
+        --samples "${SAMPLES:-100}" >>"$out/st_i_$m"
+      $peer steps --spec "$out/$m.json" --threads "${THREADS:-2}" --samples "${SAMPLES:-100}" \
+        >>"$out/st_p_$m"
+    done
+  done
+  echo
+  echo "training steps on random data, ${THREADS:-2} threads, batch 128 (images/s from the median step; median of $rounds rounds)"
+  printf '%-11s %10s %10s %8s %16s %16s\n' model iotnas pytorch ratio "iotnas GFLOP/s" "torch GFLOP/s"
+  for m in $models; do
+    i=$(med "$out/st_i_$m" images_per_second); p=$(med "$out/st_p_$m" images_per_second)
+    gi=$(med "$out/st_i_$m" gflops); gp=$(med "$out/st_p_$m" gflops)
+    python3 -c "print('%-11s %10.0f %10.0f %7.2fx %16.1f %16.1f' % ('$m', $i, $p, $i/$p, $gi, $gp))"
   done
   echo "  load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 fi

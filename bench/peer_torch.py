@@ -8,6 +8,9 @@ libopenblas0-openmp installed; ../shared/FACTS.md). Builds the model from an iot
       inputs normalised with the training set's mean and standard deviation, PyTorch's default
       initialisation (uniform +-1/sqrt(fan_in), the distribution iotnas draws from). Images/s per
       epoch over the training steps only; test accuracy at the end.
+  peer_torch.py steps   --spec FILE [--threads 2 --batch 128 --samples 200]
+      training steps (forward, backward, SGD update) on random images: median ms per step, the
+      counterpart of `bench_engine steps` (quick, robust to a noisy machine: medians).
   peer_torch.py latency --spec FILE [--samples 2000]
       batch-1 inference on 1 thread, TorchScript (trace + freeze), median of single forwards.
 
@@ -134,6 +137,35 @@ def train(a, spec):
                       "test_accuracy": correct / xte.shape[0]}), flush=True)
 
 
+def steps(a, spec):
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    model, flops = build(spec)
+    c, h, w = spec["input"]
+    x = torch.rand(a.batch, c, h, w) - 0.5
+    y = torch.randint(0, 10, (a.batch,))
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    for _ in range(10):
+        step()
+    ms = []
+    for _ in range(a.samples or 200):
+        t0 = time.perf_counter()
+        step()
+        ms.append((time.perf_counter() - t0) * 1e3)
+    ms.sort()
+    med = ms[len(ms) // 2]
+    print(json.dumps({"model": spec.get("name"), "peer": "torch " + torch.__version__,
+                      "threads": a.threads, "step_ms": med, "p10_ms": ms[len(ms) // 10],
+                      "images_per_second": a.batch / med * 1e3,
+                      "gflops": 3 * flops * a.batch / med / 1e6}), flush=True)
+
+
 def latency(a, spec):
     torch.set_num_threads(1)
     torch.manual_seed(a.seed)
@@ -146,7 +178,7 @@ def latency(a, spec):
         for k in range(500):
             m(xs[k % 256])
         us = []
-        for k in range(a.samples):
+        for k in range(a.samples or 2000):
             t0 = time.perf_counter()
             m(xs[k % 256])
             us.append((time.perf_counter() - t0) * 1e6)
@@ -160,18 +192,18 @@ def latency(a, spec):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["train", "latency"])
+    ap.add_argument("mode", choices=["train", "steps", "latency"])
     ap.add_argument("--spec", required=True)
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--lr", type=float, default=0.05)
-    ap.add_argument("--samples", type=int, default=2000)
+    ap.add_argument("--samples", type=int, default=None)
     a = ap.parse_args()
     with open(a.spec) as f:
         spec = json.load(f)
-    (train if a.mode == "train" else latency)(a, spec)
+    {"train": train, "steps": steps, "latency": latency}[a.mode](a, spec)
 
 
 if __name__ == "__main__":
