@@ -6,5 +6,6 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 cmake --preset release >/dev/null
 cmake --build --preset release -j"$(nproc)"
-exec build/release/apps/iotnas train --model ref:plain-14k --data fashion-mnist --epochs 10 \
-  --out runs/plain-14k.ckpt "$@"
+# The whole loop (search, calibration, training, 184-type sweeps, fronts, answers, report) on the
+# `quick` budget; extra arguments go to `iotnas run` (e.g. --budget smoke). Rerunning resumes.
+exec build/release/apps/iotnas run --out runs/quick "$@"
