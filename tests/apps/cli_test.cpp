@@ -301,3 +301,63 @@ TEST(Cli, TrainJsonAndEvalOfItsCheckpoint) {
 
 }  // namespace
 }  // namespace iotnas
+
+namespace iotnas {
+namespace {
+
+TEST(Cli, SweepOfATrainedCheckpoint) {
+  TempDir dir;
+  write_file(dir / "small.json", small_spec_json());
+  const std::string ckpt = dir / "small.ckpt";
+  ASSERT_EQ(iotnas("train --model '" + dir / "small.json" + "' --data " + kSynthetic +
+                   " --epochs 2 --batch 32 --out '" + ckpt + "'")
+                .status,
+            0);
+  const Result r = iotnas("sweep --model '" + ckpt + "' --data " + kSynthetic +
+                          " --types half,4:3,float --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto l = lines(r.out);
+  ASSERT_EQ(l.size(), 4u) << r.out;
+  std::vector<nlohmann::json> rows;
+  for (const auto& line : l) rows.push_back(nlohmann::json::parse(line));
+  EXPECT_EQ(rows[0]["w"], 5);
+  EXPECT_EQ(rows[0]["t"], 10);
+  EXPECT_EQ(rows[0]["bits"], 16);
+  EXPECT_EQ(rows[1]["type"], "4:3");
+  EXPECT_EQ(rows[1]["weight_bytes"], (55 * 8 + 7) / 8);
+  EXPECT_EQ(rows[2]["weight_bytes"], 55 * 4);
+  EXPECT_EQ(rows[2]["test_accuracy"], rows[3]["float32_accuracy"]);  // T(8,23) is float32
+  ASSERT_TRUE(rows[3].contains("best"));
+  EXPECT_TRUE(rows[3]["best"].is_null() || rows[3]["best"]["bits"].get<int>() <= 32);
+  // CSV, and bad values.
+  const Result csv = iotnas("sweep --model '" + ckpt + "' --data " + kSynthetic +
+                            " --types float --limit 12 --csv");
+  ASSERT_EQ(csv.status, 0) << csv.err;
+  const auto cl = lines(csv.out);
+  ASSERT_EQ(cl.size(), 2u);
+  EXPECT_EQ(cl[0], "type,w,t,bits,test_accuracy,weight_bytes");
+  expect_error(iotnas("sweep --model '" + ckpt + "' --data " + kSynthetic + " --types 9:3"), 1,
+               {"9:3"});
+  expect_error(iotnas("sweep --model '" + ckpt + "' --data " + kSynthetic + " --limit 33"), 1,
+               {"--limit"}, true);
+  expect_error(iotnas("sweep --model '" + ckpt + "' --data " + kSynthetic + " --tolerance -1"), 1,
+               {"--tolerance"});
+}
+
+TEST(Cli, SampleDrawsExactlyNAndSearchErrorsAreClear) {
+  const Result r = iotnas("sample --space plain --uniform -n 37 --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto l = lines(r.out);
+  ASSERT_EQ(l.size(), 37u);
+  for (const auto& line : l) {
+    const auto j = nlohmann::json::parse(line);
+    for (const char* key : {"law_index", "vars", "params", "flops", "activation_bytes"})
+      EXPECT_TRUE(j.contains(key)) << key << " missing in " << line;
+  }
+  expect_error(iotnas("sample --space nope --uniform -n 3"), 1, {"nope"});
+  expect_error(iotnas("laws --space plain --metric params --window 2e4:1e4"), 1, {"2e4"});
+  expect_error(iotnas("laws --space plain --metric params --window 1e9:2e9"), 1, {"plain"});
+}
+
+}  // namespace
+}  // namespace iotnas
