@@ -12,7 +12,8 @@ std::vector<bool> hook_skips(const Graph& g) {
   for (size_t i = 1; i < count; ++i) {
     const Node& n = g.nodes[i];
     const Op op = n.layer.op;
-    const bool selects = op == Op::relu || op == Op::max_pool || op == Op::concat || op == Op::flatten;
+    const bool selects =
+        op == Op::relu || op == Op::max_pool || op == Op::concat || op == Op::flatten;
     bool inputs_seen = true;
     for (int in : n.inputs) inputs_seen = inputs_seen && seen[in];
     if (selects && inputs_seen) {
@@ -38,6 +39,5 @@ std::unique_ptr<Program> compile(const Graph& graph, const ProgramOptions& optio
   fail("backend '", info.name,
        "' cannot run models yet (rounding kernels only); use --backend auto");
 }
-
 
 }  // namespace iotnas
