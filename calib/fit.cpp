@@ -89,7 +89,7 @@ std::string shell_quote(const std::string& s) {
 }
 
 void write_text(const std::string& path, const std::string& text) {
-  write_text_atomic(path, text);
+  write_file_atomic(path, text);
 }
 
 // Both terminals from one script: the body is written once per terminal.

@@ -187,29 +187,8 @@ Profile load_profile(const std::string& path) {
   return parse_profile(ss.str(), path);
 }
 
-void write_text_atomic(const std::string& path, std::string_view text) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) fail("cannot write '", path, "': ", std::strerror(errno));
-    out.write(text.data(), std::streamsize(text.size()));
-    out.flush();
-    if (!out) {
-      std::error_code ec;
-      std::filesystem::remove(tmp, ec);
-      fail("cannot write '", path, "' (disk full?)");
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp, ec);
-    fail("cannot write '", path, "': ", ec.message());
-  }
-}
-
 void save_profile(const std::string& path, const Profile& p) {
-  write_text_atomic(path, profile_to_json(p).dump(1) + "\n");
+  write_file_atomic(path, profile_to_json(p).dump(1) + "\n");
 }
 
 void check_same_settings(const Profile& p, const ProfileSettings& w, const std::string& origin) {

@@ -4,6 +4,8 @@
 // docs/search.md) carry laws between `iotnas laws`, `iotnas sample` and people.
 #pragma once
 
+#include "engine/files.hpp"
+
 #include <cmath>
 #include <cstdint>
 #include <optional>
@@ -87,7 +89,6 @@ void check_laws_space(const LawSet& set, const Space& space, const std::string& 
 // Writes atomically (temporary file + rename): a failed write leaves no half-written file.
 void save_laws_file(const std::string& path, const LawSet& set);
 
-// Writes `text` to `path` atomically (temporary file in the same folder, then rename).
-void write_file_atomic(const std::string& path, std::string_view text);
+using iotnas::write_file_atomic;  // engine/files.hpp
 
 }  // namespace iotnas::search
