@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "engine/data.hpp"
+#include "engine/reference_models.hpp"
 #include "kernels/error.hpp"
 #include "search/space.hpp"
 
@@ -138,6 +139,8 @@ void apply(const json& doc, RunConfig& c, const std::string& origin) {
     q.get("per_window", c.candidates.per_window);
     q.get("max_flops", c.candidates.max_flops);
     q.get("max_models", c.candidates.max_models);
+    q.get("per_constraint", c.candidates.per_constraint);
+    q.get("references", c.candidates.references);
     q.finish();
   }
   if (const json* s = r.sub("calibration")) {
@@ -228,7 +231,7 @@ RunConfig budget_preset(std::string_view budget) {
     // Seconds per stage: a few tiny models, one short epoch on a subset, a small eval subset.
     c.spaces = {"plain", "mobilenet", "resnet"};
     c.search = {"params", 1e3, 1e4, 20, 40, 5, 2, 0, 10};
-    c.candidates = {1, 1e6, 4};
+    c.candidates = {1, 1e6, 4, 1, {"ref:plain-1k"}};
     c.calibration = {"", 8, 3, 1, 1};
     c.training.epochs = 1;
     c.training.batch = 32;  // 63 steps: enough to leave chance level on Fashion-MNIST
@@ -240,7 +243,7 @@ RunConfig budget_preset(std::string_view budget) {
     // model per (space, window), three epochs, 184 formats on 2,000 test images.
     c.spaces = {"plain", "mobilenet", "resnet"};
     c.search = {"params", 1e3, 1e5, 100, 900, 10, 10, 100, 100};
-    c.candidates = {1, 1e7, 0};
+    c.candidates = {1, 1e7, 0, 0, {}};
     c.calibration = {"", 50, 10, 2, 1};
     c.training.epochs = 3;
     c.eval.images = 2000;
@@ -250,7 +253,7 @@ RunConfig budget_preset(std::string_view budget) {
     // n_eval 10 / k 10, 100 models per law, the whole test split.
     c.spaces = {"plain", "resnet", "inception", "densenet", "mobilenet"};
     c.search = {"params", 1e3, 1e7, 100, 900, 10, 10, 100, 100};
-    c.candidates = {3, 1e9, 0};
+    c.candidates = {3, 1e9, 0, 3, {}};
     c.calibration = {"", 50, 10, 2, 1};
     c.training.epochs = 30;
     c.eval.images = 0;
@@ -293,6 +296,10 @@ void validate(const RunConfig& c, const std::string& origin) {
   check_range(c.candidates.per_window >= 1 && c.candidates.per_window <= 1000, origin,
               "candidates.per_window", "must be in [1, 1000]");
   check_range(c.candidates.max_flops > 0, origin, "candidates.max_flops", "must be positive");
+  check_range(c.candidates.per_constraint >= 0 && c.candidates.per_constraint <= 100, origin,
+              "candidates.per_constraint", "must be in [0, 100]");
+  for (const auto& ref : c.candidates.references)
+    checked("candidates.references", [&] { (void)resolve_model(ref); });
   check_range(c.candidates.max_models >= 0, origin, "candidates.max_models",
               "must be >= 0 (0: no cap)");
   check_range(c.calibration.models >= 0 && c.calibration.models <= 50, origin, "calibration.models",
@@ -389,7 +396,9 @@ nlohmann::json run_config_to_json(const RunConfig& c) {
                  {"n_val", c.search.n_val}};
   j["candidates"] = {{"per_window", c.candidates.per_window},
                      {"max_flops", c.candidates.max_flops},
-                     {"max_models", c.candidates.max_models}};
+                     {"max_models", c.candidates.max_models},
+                     {"per_constraint", c.candidates.per_constraint},
+                     {"references", c.candidates.references}};
   j["calibration"] = {{"profile", c.calibration.profile},
                       {"models", c.calibration.models},
                       {"repeats", c.calibration.repeats},

@@ -30,6 +30,12 @@ struct CandidateSettings {
   int per_window = 1;      // models trained per (space, window) for the Pareto wave
   double max_flops = 1e7;  // forward FLOPs per image; larger models are never candidates
   int max_models = 0;      // cap on trained models over the whole run (0: no cap)
+  // Models chosen per constraint among all in-window samples, by predicted latency and by weight
+  // bytes at 8 to 16 bits (never by accuracy); see docs/run.md "Selection".
+  int per_constraint = 0;
+  // Models trained and swept with the same recipe for comparison ("ref:NAME" or spec files).
+  // They stand beside the fronts in the report; they are never on a front or an answer.
+  std::vector<std::string> references;
 };
 
 struct CalibrationSettings {

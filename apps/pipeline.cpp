@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <cmath>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -15,6 +16,7 @@
 #include "calib/measure.hpp"
 #include "engine/data.hpp"
 #include "engine/model.hpp"
+#include "engine/reference_models.hpp"
 #include "engine/trainer.hpp"
 #include "kernels/error.hpp"
 #include "quant/sweep.hpp"
@@ -63,6 +65,73 @@ Dataset training_subset(const Dataset& data, int64_t n) {
     d.train_labels[i] = data.train_labels[idx[i]];
   }
   return d;  // mean and stddev stay those of the whole split: the same normalisation throughout
+}
+
+}  // namespace
+
+// The models chosen for the constraints (candidates.per_constraint each), never by accuracy:
+// among every in-window sample under the FLOP cap, those whose weights fit the byte limit at 8
+// to 32 bits (inference parameters in [B/4, B]) and whose predicted latency meets the latency
+// limit, spread evenly by size. Without a latency model the latency limit cannot be judged here
+// and is left to the answers.
+namespace {
+
+std::vector<Pick> select_for_constraints(const RunConfig& c,
+                                         const std::vector<search::SpaceSearch>& searches,
+                                         const Dataset& data, std::set<std::string> picked,
+                                         const std::function<double(const Pick&)>& predict,
+                                         const std::function<void(const std::string&)>& line) {
+  std::vector<Pick> out;
+  if (c.candidates.per_constraint <= 0) return out;
+  for (const Constraint& k : c.constraints) {
+    const double lo = double(k.max_weight_bytes) / 4, hi = double(k.max_weight_bytes);
+    std::vector<const search::Sample*> pool;
+    std::vector<std::string> pool_space;
+    std::set<std::pair<std::string, std::vector<int>>> dup;
+    for (const auto& s : searches)
+      for (const auto& w : s.windows)
+        for (const auto& smp : w.samples) {
+          const double n = double(smp.analytics.inference_params);
+          if (n < lo || n > hi || double(smp.analytics.flops) > c.candidates.max_flops) continue;
+          if (!dup.insert({s.space, smp.vars}).second) continue;
+          pool.push_back(&smp);
+          pool_space.push_back(s.space);
+        }
+    std::vector<Pick> ok;
+    bool judged_latency = false;
+    for (size_t i = 0; i < pool.size(); ++i) {
+      Pick p;
+      p.space = pool_space[i];
+      p.vars = pool[i]->vars;
+      p.spec = search::build_spec(search::find_space(p.space), p.vars, data.shape, data.classes);
+      p.analytics = pool[i]->analytics;
+      if (k.max_latency_ms && predict) {
+        judged_latency = true;
+        const double ms = predict(p);
+        if (!(ms <= *k.max_latency_ms)) continue;
+      }
+      ok.push_back(std::move(p));
+    }
+    std::sort(ok.begin(), ok.end(), [](const Pick& a, const Pick& b) {
+      return a.analytics.inference_params != b.analytics.inference_params
+                 ? a.analytics.inference_params < b.analytics.inference_params
+                 : a.spec.name < b.spec.name;
+    });
+    const int want = std::min<int>(c.candidates.per_constraint, int(ok.size()));
+    int added = 0;
+    for (int j = 0; j < want; ++j) {
+      Pick& p = ok[std::min(size_t((j + 0.5) * double(ok.size()) / want), ok.size() - 1)];
+      if (p.spec_json.empty()) p.spec_json = spec_to_json(p.spec);
+      if (!picked.insert(p.spec_json).second) continue;
+      out.push_back(p);
+      added++;
+    }
+    line("constraint " + k.name + ": " + std::to_string(want) + " chosen of " +
+         std::to_string(ok.size()) + " samples that fit it, " + std::to_string(added) +
+         " not yet candidates" +
+         (k.max_latency_ms && !judged_latency ? " (latency not judged: no latency model)" : ""));
+  }
+  return out;
 }
 
 }  // namespace
@@ -219,9 +288,20 @@ RunSummary run_pipeline(const RunConfig& c, const std::string& dir, const RunHoo
   // Calibrate ------------------------------------------------------------------------------
   t = Clock::now();
   std::string device;
+  // Predicted float32 latency of a model on the device (set when a latency model is at hand).
+  std::function<double(const Pick&)> predict_latency;
+  std::string predictor_name;  // the latency model's name, as the store's "source" of predictions
   if (!c.calibration.profile.empty()) {
     const ProfileLatencies pl = profile_latencies(c.calibration.profile);
     device = pl.device;
+    predictor_name = c.calibration.profile;
+    predict_latency = [pl](const Pick& p) {
+      ModelRow m;
+      m.space = p.space;
+      m.name = p.spec.name;
+      m.spec_json = p.spec_json;
+      return pl.predicted(m);
+    };
     store.transaction([&] {
       for (const auto& p : picks) {
         const auto m = *store.model(p.model_id);
@@ -303,6 +383,10 @@ RunSummary run_pipeline(const RunConfig& c, const std::string& dir, const RunHoo
       const auto model =
           calib::fit_latency_model(calib::ModelKind::loglog_global, features, latency);
       store.put_artifact("calibration", device, calib::latency_model_to_json(model).dump());
+      predictor_name = calib::model_kind_name(model.kind);
+      predict_latency = [model](const Pick& p) {
+        return calib::predict_ms(model, calib::model_features(p.spec, p.space));
+      };
       store.transaction([&] {
         for (const auto& p : picks) {
           const double pred = calib::predict_ms(model, calib::model_features(p.spec, p.space));
@@ -316,6 +400,39 @@ RunSummary run_pipeline(const RunConfig& c, const std::string& dir, const RunHoo
   sum.seconds.calibrate = since(t);
   line("calibration: " + std::to_string(sum.calibration_measured) + " measured, " +
        fmt("%.1fs", since(t)));
+
+  // Select for the constraints, then add the references ---------------------------------------
+  t = Clock::now();
+  std::set<std::string> picked;
+  for (const auto& p : picks) picked.insert(p.spec_json);
+  std::vector<Pick> extra =
+      select_for_constraints(c, searches, data, picked, predict_latency, line);
+  for (const auto& ref : c.candidates.references) {
+    Pick p;
+    p.space = kReferenceSpace;
+    p.spec = resolve_model(ref, data.shape, data.classes);
+    p.spec_json = spec_to_json(p.spec);
+    if (!seen.insert(p.spec_json).second) continue;
+    p.analytics = analyze(p.spec);
+    extra.push_back(std::move(p));
+  }
+  store.transaction([&] {
+    for (auto& p : extra) {
+      ModelRow m;
+      m.space = p.space;
+      m.name = p.spec.name;
+      m.vars_json = json(p.vars).dump();
+      m.spec_json = p.spec_json;
+      m.analytics = p.analytics;
+      p.model_id = store.put_model(m);
+      const double pred = predict_latency ? predict_latency(p) : NAN;
+      if (!std::isnan(pred))
+        store.put_latency({p.model_id, device, "predicted", pred, 0, 0, 0, 0, predictor_name});
+    }
+  });
+  for (auto& p : extra) picks.push_back(std::move(p));
+  sum.candidates = int(picks.size());
+  sum.seconds.select += since(t);
 
   // Train and sweep, one model at a time ----------------------------------------------------
   const json recipe = recipe_json(c);

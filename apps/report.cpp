@@ -128,8 +128,9 @@ Results load_results(Store& store, const std::string& device, const ProfileLaten
         std::isnan(info.latency_ms_measured) ? info.latency_ms_predicted : info.latency_ms_measured;
     if (auto s = sweeps.find(a.run_id); s != sweeps.end())
       info.best_format = s->second.best_w == a.w && s->second.best_t == a.t;
-    r.candidates.push_back(std::move(c));
-    r.info.push_back(std::move(info));
+    const bool reference = m.space == kReferenceSpace;
+    (reference ? r.references : r.candidates).push_back(std::move(c));
+    (reference ? r.reference_info : r.info).push_back(std::move(info));
   }
   return r;
 }
@@ -302,6 +303,65 @@ std::string solution_text(const Results& r, const search::Solution& s) {
     out += "  model " + std::to_string(info.model_id) + " (" + info.name + "): " + ru.reason + "\n";
   }
   return out;
+}
+
+std::vector<ReferencePoint> reference_points(const Results& r, const std::string& dataset) {
+  std::vector<ReferencePoint> out;
+  for (size_t i = 0; i < r.references.size(); ++i) {
+    const auto& c = r.references[i];
+    if (c.w != 8 || c.t != 23) continue;
+    ReferencePoint p;
+    p.source = "this run";
+    p.name = r.reference_info[i].name;
+    p.params = r.reference_info[i].inference_params;
+    p.weight_bytes = c.weight_bytes;
+    p.accuracy = c.accuracy;
+    out.push_back(p);
+  }
+  if (dataset == "fashion-mnist") {
+    // The rows of the benchmark table in the dataset's README that state a parameter count
+    // ("<100K" is taken as 100,000; "~113K" as 113,000).
+    struct Row {
+      const char* name;
+      int64_t params;
+      double accuracy;
+    };
+    static const Row rows[] = {
+        {"2 Conv <100K parameters (@hardmaru)", 100000, 0.925},
+        {"2 Conv ~113K parameters (Abel G.)", 113000, 0.922},
+        {"2 Conv+3 FC ~500K parameters (@cmasch)", 500000, 0.934},
+        {"DenseNet-BC 768K params (@ajbrock)", 768000, 0.954},
+    };
+    for (const Row& row : rows) {
+      ReferencePoint p;
+      p.source = "Fashion-MNIST benchmark table";
+      p.name = row.name;
+      p.params = row.params;
+      p.weight_bytes = row.params * 4;
+      p.accuracy = row.accuracy;
+      p.in_scope = row.params <= 100000;
+      out.push_back(p);
+    }
+  }
+  for (auto& p : out) {
+    for (const auto& c : r.candidates) {
+      if (std::isnan(c.accuracy) || c.weight_bytes > p.weight_bytes) continue;
+      if (std::isnan(p.front_any) || c.accuracy > p.front_any) p.front_any = c.accuracy;
+      if (c.w == 8 && c.t == 23 && (std::isnan(p.front_float32) || c.accuracy > p.front_float32))
+        p.front_float32 = c.accuracy;
+    }
+  }
+  return out;
+}
+
+std::string reference_points_csv(const std::vector<ReferencePoint>& points) {
+  std::string o = "source,name,params,weight_bytes,accuracy,in_scope,front_float32,front_any\n";
+  const auto num = [](double v) { return std::isnan(v) ? std::string() : fmt("%.4f", v); };
+  for (const auto& p : points)
+    o += csv_field(p.source) + "," + csv_field(p.name) + "," + std::to_string(p.params) + "," +
+         std::to_string(p.weight_bytes) + "," + num(p.accuracy) + "," +
+         (p.in_scope ? "1" : "0") + "," + num(p.front_float32) + "," + num(p.front_any) + "\n";
+  return o;
 }
 
 bool have_gnuplot() {
@@ -590,6 +650,38 @@ std::vector<std::string> write_report(Store& store, const std::string& dir,
       if (f.name == "memory:all") continue;
       text("**" + f.title + "**");
       b.push_back({Block::table, "", front_rows(*res, f)});
+    }
+
+    std::string dataset;
+    if (auto cfg = store.artifact("config", "run")) {
+      const json j = json::parse(*cfg, nullptr, false);
+      if (j.is_object()) dataset = j.value("dataset", std::string());
+    }
+    const auto refs = reference_points(*res, dataset);
+    if (!refs.empty()) {
+      heading("Reference points");
+      text(
+          "Each reference point's float32 accuracy beside the best accuracy of this run's "
+          "candidates within the same weight memory (the point's parameters x 4 bytes): on the "
+          "float32 front and on any format. Reference models of this run are trained with the "
+          "same recipe and evaluated on the same images; table rows are quoted from the "
+          "dataset's README (full test split, their own recipes). CSV: reference_points.csv.");
+      Table t{{"source", "name", "params", "weight B", "accuracy %", "front float32 %",
+               "gap (points)", "front any format %"},
+              {}};
+      const auto pct = [](double v) { return std::isnan(v) ? std::string("-") : fmt("%.2f", v * 100); };
+      for (const auto& p : refs)
+        t.rows.push_back({p.source + (p.in_scope ? "" : " (params > 1e5)"), p.name,
+                          std::to_string(p.params), std::to_string(p.weight_bytes),
+                          pct(p.accuracy), pct(p.front_float32),
+                          std::isnan(p.front_float32)
+                              ? "-"
+                              : fmt("%+.2f", (p.front_float32 - p.accuracy) * 100),
+                          pct(p.front_any)});
+      b.push_back({Block::table, "", t});
+      const std::string path = (fs::path(dir) / "reference_points.csv").string();
+      search::write_file_atomic(path, reference_points_csv(refs));
+      written.push_back(path);
     }
 
     heading("Trained models");

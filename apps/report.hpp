@@ -28,6 +28,9 @@ struct CandidateInfo {
   bool best_format = false;           // the sweep's best format of this run
 };
 
+// The store's space name of models trained only for comparison (config candidates.references).
+inline constexpr const char* kReferenceSpace = "reference";
+
 struct Results {
   std::string device;    // whose latencies fill latency_ms ("" when none)
   std::string eval_key;  // the evaluation set the accuracies come from
@@ -36,6 +39,9 @@ struct Results {
   // prediction.
   std::vector<search::Candidate> candidates;
   std::vector<CandidateInfo> info;
+  // The same for the reference models (space kReferenceSpace): beside the fronts, never on them.
+  std::vector<search::Candidate> references;
+  std::vector<CandidateInfo> reference_info;
 };
 
 // Latencies from a device profile instead of the store (iotnas solve --profile).
@@ -69,6 +75,25 @@ void store_fronts(Store& store, const Results& r, const std::vector<NamedFront>&
 std::string fronts_csv(const Results& r, const std::vector<NamedFront>& fronts);
 // A plain-text table of one front for the terminal.
 std::string front_table(const Results& r, const NamedFront& f);
+
+// A published or trained reference point beside the fronts: its float32 accuracy and weight bytes,
+// and the best accuracy of the run's fronts within the same weight bytes.
+struct ReferencePoint {
+  std::string source;  // "this run" (a reference model trained with the run's recipe) or the
+                       // benchmark table it is quoted from
+  std::string name;
+  int64_t params = 0;
+  int64_t weight_bytes = 0;  // float32: 4 bytes per inference parameter
+  double accuracy = NAN;     // fraction
+  bool in_scope = true;      // table rows: states a parameter count <= 1e5 (the bar)
+  double front_float32 = NAN;  // best float32 candidate accuracy with weight bytes <= weight_bytes
+  double front_any = NAN;      // best candidate accuracy in any format within the same bytes
+};
+// The run's reference models plus, for Fashion-MNIST, the rows of the dataset's benchmark table
+// (/usr/share/doc/dataset-fashion-mnist/README.md.gz) that state a parameter count.
+std::vector<ReferencePoint> reference_points(const Results& r, const std::string& dataset);
+// CSV: source,name,params,weight_bytes,accuracy,in_scope,front_float32,front_any.
+std::string reference_points_csv(const std::vector<ReferencePoint>& points);
 
 // The answer to a constraint query as `iotnas solve --json` prints it (keys in docs/run.md).
 nlohmann::json solution_json(const Results& r, const search::Solution& s);

@@ -72,6 +72,8 @@ TEST(RunConfig, RoundTripsThroughJson) {
   c.constraints.push_back({"tight", 123, 0.25});
   c.seeds.select = 99;
   c.training.nesterov = false;
+  c.candidates.per_constraint = 2;
+  c.candidates.references = {"ref:plain-1k", "ref:plain-14k"};
   const std::string text = run_config_to_json(c).dump();
   const RunConfig back = parse_run_config(text, "round-trip");
   EXPECT_EQ(run_config_to_json(back), run_config_to_json(c));
@@ -101,6 +103,9 @@ TEST(RunConfig, BadInputIsOneClearErrorNamingTheKey) {
       {R"({"search": {"grid_from": 3000}})", "powers of ten"},
       {R"({"search": {"grid_from": 1e5, "grid_to": 1e3}})", "powers of ten"},
       {R"({"calibration": {"models": 51}})", "calibration.models"},
+      {R"({"candidates": {"per_constraint": -1}})", "candidates.per_constraint"},
+      {R"({"candidates": {"references": ["ref:nope"]}})", "candidates.references"},
+      {R"({"candidates": {"references": "ref:plain-1k"}})", "candidates.references"},
       {R"({"constraints": {"max_weight_bytes": 1}})", "array"},
       {R"({"constraints": [{"max_weight_bytes": 0}]})", "max_weight_bytes must be a positive"},
       {R"({"constraints": [{"max_weight_bytes": 10, "max_latency_ms": -1}]})", "max_latency_ms"},

@@ -14,6 +14,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "apps/config.hpp"
 #include "apps/report.hpp"
 #include "apps/store.hpp"
 #include "engine/model.hpp"
@@ -375,7 +376,7 @@ const char* kTinyRun = R"({
   "dataset": "synthetic:shape=1x16x16,classes=4,train=1000,test=200,seed=3",
   "spaces": ["plain", "mobilenet"],
   "search": {"grid_from": 1e3, "grid_to": 1e4},
-  "candidates": {"max_models": 3, "max_flops": 3e5},
+  "candidates": {"max_models": 3, "max_flops": 3e5, "per_constraint": 0, "references": []},
   "calibration": {"models": 0},
   "training": {"epochs": 3, "batch": 32, "train_images": 0},
   "formats": "half,4:3,8:23,2:3",
@@ -472,6 +473,90 @@ TEST(RunLoop, TinyRunFillsTheStoreAndResumesAfterSigkill) {
   EXPECT_EQ(sb.count("runs"), 3);
   EXPECT_EQ(sb.count("accuracies"), 12);
   EXPECT_EQ(results_of(b), results_of(dir.path / "a")) << test::seed_note(seed);
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+
+// The smoke budget end to end on Fashion-MNIST: the store holds every unit once, all 184 formats
+// per model (a few under the sanitizers, where the unoptimised sweep takes minutes), non-empty
+// Pareto-optimal fronts, T(8,23) equal to float32, the constraint's extra candidate inside its
+// byte range, and the reference model beside the fronts, never on them.
+TEST(RunLoop, SmokeBudgetOnFashionMnist) {
+  if (test::fashion_mnist_dir().empty())
+    GTEST_SKIP() << "Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)";
+  TempDir dir;
+  fs::create_directories(dir.path);
+  std::string args = "run --budget smoke --out '" + (dir.path / "run").string() + "'";
+  if (kSanitized) {
+    std::ofstream(dir.path / "smoke.json") << R"({"formats": "half,4:3,8:23", "eval": {"images": 200}})";
+    args += " --config '" + (dir.path / "smoke.json").string() + "'";
+  }
+  const Cli c = iotnas(args, dir.path);
+  ASSERT_EQ(c.status, 0) << c.err;
+  const RunConfig cfg = budget_preset("smoke");
+  const int64_t formats = kSanitized ? 3 : 184;
+  Store s = Store::open((dir.path / "run").string(), false);
+  EXPECT_EQ(s.integrity_check(), "ok");
+  const auto runs = s.runs(false);
+  // The wave (max_models), one per constraint unless the wave holds its pick, the reference.
+  EXPECT_GE(int(runs.size()), cfg.candidates.max_models + 1);
+  EXPECT_LE(int(runs.size()), cfg.candidates.max_models + 1 + int(cfg.constraints.size()));
+  EXPECT_EQ(s.count("sweeps"), int64_t(runs.size()));
+  EXPECT_EQ(s.count("accuracies"), formats * int64_t(runs.size()));
+  for (const auto& sw : s.sweeps()) {
+    bool found = false;
+    for (const auto& acc : s.accuracies(sw.run_id, sw.eval_key))
+      if (acc.w == 8 && acc.t == 23) {
+        found = true;
+        EXPECT_EQ(acc.accuracy, sw.float32_accuracy);
+      }
+    EXPECT_TRUE(found);
+  }
+  // Trained on real data: the best model leaves chance level (10 %) well behind.
+  double best = 0;
+  for (const auto& r : runs) best = std::max(best, r.test_accuracy);
+  EXPECT_GT(best, 0.2);
+
+  // The reference model is trained and swept but on no front and never an answer.
+  const Results r = load_results(s);
+  ASSERT_EQ(r.references.size(), size_t(formats));
+  EXPECT_EQ(r.reference_info.front().name, "plain-1k");
+  for (const auto& cand : r.candidates) EXPECT_NE(cand.space, kReferenceSpace);
+  for (const auto& f : compute_fronts(r)) {
+    EXPECT_FALSE(f.points.empty()) << f.name;
+    for (int i : f.points)
+      for (size_t j = 0; j < r.candidates.size(); ++j) {
+        const auto& a = r.candidates[size_t(i)];
+        const auto& b = r.candidates[j];
+        if (f.name == "memory:best" || f.name == "memory:all" || a.w != b.w || a.t != b.t)
+          continue;
+        const double ca = search::cost_value(a, f.cost), cb = search::cost_value(b, f.cost);
+        if (!std::isnan(cb)) EXPECT_FALSE(cb <= ca && b.accuracy > a.accuracy) << f.name;
+      }
+  }
+  const auto refs = reference_points(r, "fashion-mnist");
+  ASSERT_FALSE(refs.empty());
+  EXPECT_EQ(refs.front().source, "this run");
+  EXPECT_TRUE(fs::exists(dir.path / "run" / "reference_points.csv"));
+  std::ifstream md(dir.path / "run" / "report.md");
+  const std::string report((std::istreambuf_iterator<char>(md)), {});
+  EXPECT_NE(report.find("## Reference points"), std::string::npos);
+  EXPECT_NE(report.find("2 Conv <100K parameters"), std::string::npos);
+
+  // Training follows the selection: the wave (max_models), the constraint's picks, the
+  // reference. The constraint's picks have inference parameters in [B/4, B] for its byte limit B.
+  const int64_t limit = cfg.constraints.front().max_weight_bytes;
+  for (size_t i = size_t(cfg.candidates.max_models); i < runs.size(); ++i) {
+    const auto m = s.model(runs[i].model_id);
+    ASSERT_TRUE(m);
+    if (m->space == kReferenceSpace) continue;
+    EXPECT_GE(m->analytics.inference_params * 4, limit) << m->name;
+    EXPECT_LE(m->analytics.inference_params, limit) << m->name;
+  }
 }
 
 TEST(RunLoop, SigtermStopsAfterTheUnitInHandAndARerunFinishes) {
