@@ -321,6 +321,7 @@ RunSummary run_pipeline(const RunConfig& c, const std::string& dir, const RunHoo
     mc.threads = c.calibration.threads;
     mc.repeats = c.calibration.repeats;
     mc.seed = c.seeds.calibrate;
+    mc.layer_times = false;  // the store keeps whole-model latencies only
     // The candidates first, then the other in-window samples spread over windows and spaces,
     // up to calibration.models.
     std::vector<Pick> measure(picks.begin(),
@@ -380,8 +381,18 @@ RunSummary run_pipeline(const RunConfig& c, const std::string& dir, const RunHoo
       latency.push_back(have->latency_ms);
     }
     if (int(features.size()) >= calib::kMinFitModels) {
-      const auto model =
-          calib::fit_latency_model(calib::ModelKind::loglog_global, features, latency);
+      // The kind with the most held-out models within +-10% (5-fold CV once there are 20), of
+      // those that need no per-layer times (the store keeps whole-model latencies only).
+      calib::ModelKind kind = calib::ModelKind::loglog_global;
+      if (features.size() >= 20) {
+        double best = -1;
+        for (calib::ModelKind k : calib::kModelKinds) {
+          if (calib::needs_layer_times(k)) continue;
+          const auto cv = calib::cross_validate(k, features, latency, 5, c.seeds.calibrate);
+          if (cv.scores.within_10pct > best) best = cv.scores.within_10pct, kind = k;
+        }
+      }
+      const auto model = calib::fit_latency_model(kind, features, latency);
       store.put_artifact("calibration", device, calib::latency_model_to_json(model).dump());
       predictor_name = calib::model_kind_name(model.kind);
       predict_latency = [model](const Pick& p) {

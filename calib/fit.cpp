@@ -25,6 +25,13 @@ FitReport fit_profile(const Profile& p, const FitOptions& o) {
     } catch (const Error& e) {
       fail("profile model '", m.id, "': ", e.what());
     }
+    // Layer times of the measurement the latency comes from (the fastest one).
+    const Measurement* from = nullptr;
+    for (const auto& x : m.measurements) {
+      const double v = o.use_min ? x.min_ms : x.median_ms;
+      if (!from || v < (o.use_min ? from->min_ms : from->median_ms)) from = &x;
+    }
+    if (from && !from->layer_ms.empty()) r.layer_timed += attach_layer_times(f, from->layer_ms);
     r.used.push_back(i);
     r.measured_ms.push_back(lat);
     r.features.push_back(std::move(f));
@@ -38,8 +45,14 @@ FitReport fit_profile(const Profile& p, const FitOptions& o) {
          kMinProfileModels, " (measure more with `iotnas calib measure --n N`)");
   r.noise_models = int(first.size());
   r.noise_within_10pct = noise_within_10pct(first, second);
-  for (ModelKind k : kModelKinds)
+  for (ModelKind k : kModelKinds) {
+    // layer_knn needs per-layer times, which profiles of earlier versions lack.
+    if (needs_layer_times(k) && r.layer_timed < std::max(kMinProfileModels, kMinFitModels)) {
+      r.skipped.push_back(model_kind_name(k));
+      continue;
+    }
     r.models.push_back(cross_validate(k, r.features, r.measured_ms, o.folds, o.seed));
+  }
   for (size_t i = 1; i < r.models.size(); ++i) {
     const Scores& a = r.models[i].scores;
     const Scores& b = r.models[size_t(r.best)].scores;
@@ -66,6 +79,8 @@ nlohmann::json fit_report_json(const FitReport& r, const FitOptions& o) {
   j["noise_models"] = r.noise_models;
   j["noisy_measurements"] = r.noisy_measurements;
   j["measured_models"] = r.used.size();
+  j["layer_timed_models"] = r.layer_timed;
+  if (!r.skipped.empty()) j["skipped_models"] = r.skipped;
   j["folds"] = o.folds;
   j["seed"] = o.seed;
   j["statistic"] = o.use_min ? "min" : "median";

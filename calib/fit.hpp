@@ -23,7 +23,7 @@ struct FitOptions {
 };
 
 struct FitReport {
-  std::vector<CvResult> models;     // one per ModelKind, in kModelKinds order
+  std::vector<CvResult> models;     // one per ModelKind fitted, in kModelKinds order
   int best = 0;                     // index into models: most held-out within +-10% (then R2)
   LatencyModel best_model;          // the best kind refitted on every model
   double noise_within_10pct = NAN;  // two interleaved measurements agreeing within +-10%
@@ -32,6 +32,8 @@ struct FitReport {
   std::vector<size_t> used;         // profile model indices fitted on (measured ones)
   std::vector<double> measured_ms;  // their latencies (median or min, FitOptions::use_min)
   std::vector<ModelFeatures> features;
+  int layer_timed = 0;                // models with per-layer times (layer_knn learns from them)
+  std::vector<std::string> skipped;  // kinds not fitted (layer_knn without layer times)
 };
 
 // Throws iotnas::Error when the profile has fewer than kMinProfileModels measured models or a

@@ -18,6 +18,10 @@ const char* model_kind_name(ModelKind k) {
       return "loglog_space";
     case ModelKind::operator_sum:
       return "operator_sum";
+    case ModelKind::layer_knn:
+      return "layer_knn";
+    case ModelKind::blend:
+      return "blend";
   }
   return "?";
 }
@@ -25,7 +29,8 @@ const char* model_kind_name(ModelKind k) {
 ModelKind parse_model_kind(const std::string& name) {
   for (ModelKind k : kModelKinds)
     if (name == model_kind_name(k)) return k;
-  fail("unknown latency model '", name, "'; known: loglog_global, loglog_space, operator_sum");
+  fail("unknown latency model '", name,
+       "'; known: loglog_global, loglog_space, operator_sum, layer_knn, blend");
 }
 
 namespace {
@@ -83,6 +88,63 @@ std::string space_of_name(const std::string& name) {
   if (b == std::string::npos || b == 0 || name.back() != ']') return {};
   return name.substr(0, b);
 }
+
+namespace {
+
+double lg(double v) {
+  return std::log2(std::max(v, 1.0));
+}
+
+LayerUnit layer_unit(const Node& n) {
+  const Layer& l = n.layer;
+  LayerUnit u;
+  u.op = int(l.op);
+  const double in_hw = double(n.in.h) * n.in.w, out_hw = double(n.out.h) * n.out.w;
+  const int strided = int(l.stride_h > 1 || l.stride_w > 1);
+  switch (l.op) {
+    case Op::conv2d: {
+      const int g = l.groups == 1 ? 0 : (l.groups == n.in.c && l.groups == n.out.c ? 1 : 2);
+      u.kind = g | strided << 2 | int(l.kernel_h * l.kernel_w == 1) << 3;
+      u.x = {lg(n.in.c), lg(n.out.c), lg(out_hw), lg(in_hw), lg(l.kernel_h), lg(l.kernel_w)};
+      u.log_work = lg(double(n.flops));
+      break;
+    }
+    case Op::dense:
+      u.x = {lg(double(n.in.size())), lg(n.out.c), 0, 0, 0, 0};
+      u.log_work = lg(double(n.flops));
+      break;
+    case Op::max_pool:
+    case Op::avg_pool:
+      u.x = {lg(n.in.c), lg(in_hw), lg(out_hw), 0, lg(l.kernel_h), lg(l.kernel_w)};
+      u.log_work = lg(double(n.in.size()));
+      break;
+    case Op::global_avg_pool:
+      u.x = {lg(n.in.c), lg(in_hw), 0, 0, 0, 0};
+      u.log_work = lg(double(n.in.size()));
+      break;
+    case Op::batch_norm:  // one that does not fold; vector kernels care about channel alignment
+      u.kind = int(n.out.c % 4 != 0) | int(n.out.c % 16 != 0) << 1;
+      u.x = {lg(n.out.c), lg(out_hw), 0, 0, 0, 0};
+      u.log_work = lg(double(n.out.size()));
+      break;
+    case Op::add:
+      u.kind = int(n.inputs.size());
+      u.x = {lg(n.out.c), lg(out_hw), 0, 0, 0, 0};
+      u.log_work = lg(double(n.out.size()) * double(n.inputs.size()));
+      break;
+    case Op::concat:
+      u.x = {lg(n.out.c), lg(out_hw), lg(double(n.inputs.size())), lg(n.in.c), 0, 0};
+      u.log_work = lg(double(n.out.size()));
+      break;
+    default:
+      u.x = {lg(double(n.out.size())), 0, 0, 0, 0, 0};
+      u.log_work = lg(double(n.out.size()));
+      break;
+  }
+  return u;
+}
+
+}  // namespace
 
 ModelFeatures model_features(const Graph& graph, const std::string& space) {
   ModelFeatures f;
@@ -146,7 +208,36 @@ ModelFeatures model_features(const Graph& graph, const std::string& space) {
     }
   }
   put("model", {1});
+
+  // layer_knn's units: every computing node, with the light nodes that read from it.
+  std::vector<int> unit_of_node(graph.nodes.size(), -1);
+  for (size_t i = 1; i < graph.nodes.size(); ++i) {
+    const Node& n = graph.nodes[i];
+    const Op op = n.layer.op;
+    if (op == Op::relu || op == Op::flatten || (op == Op::batch_norm && folded[i])) {
+      unit_of_node[i] = unit_of_node[size_t(n.inputs[0])];
+    } else {
+      unit_of_node[i] = int(f.units.size());
+      f.units.push_back(layer_unit(n));
+    }
+    f.unit_of_layer[n.layer.name] = unit_of_node[i];
+  }
   return f;
+}
+
+bool attach_layer_times(ModelFeatures& f, const std::map<std::string, double>& layer_ms) {
+  std::vector<double> ms(f.units.size(), 0.0);
+  bool any = false;
+  for (const auto& [name, t] : layer_ms) {
+    if (name.empty()) continue;  // the input copy: part of the per-model overhead
+    const auto it = f.unit_of_layer.find(name);
+    if (it == f.unit_of_layer.end()) return false;  // not this model's layers
+    if (it->second >= 0) ms[size_t(it->second)] += t;
+    any = true;
+  }
+  if (!any) return false;
+  for (size_t i = 0; i < ms.size(); ++i) f.units[i].ms = ms[i];
+  return true;
 }
 
 ModelFeatures model_features(const ModelSpec& spec, const std::string& space) {
@@ -242,6 +333,154 @@ std::vector<double> fit_operator(std::span<const ModelFeatures> x, std::span<con
   return out;
 }
 
+constexpr double kEpsMs = 2e-4;  // added before logs: layers that compute (almost) nothing
+constexpr int kNeighbours = 4;
+
+int64_t slope_key(int op, int kind) {
+  return int64_t(op) << 32 | uint32_t(kind);
+}
+
+bool has_layer_times(const ModelFeatures& f) {
+  if (f.units.empty()) return false;
+  for (const auto& u : f.units)
+    if (!std::isfinite(u.ms)) return false;
+  return true;
+}
+
+// layer_knn: the time of one layer from its nearest measured layers of the same op and kind
+// (of the same op when no layer of its kind was measured: *unseen is then set), each moved
+// along the op's time-work slope to the layer's work.
+double unit_ms(const LatencyModel& m, const LayerUnit& q, bool* unseen, int exclude_model = -1) {
+  struct Near {
+    double d2;
+    const LayerUnit* u;
+  };
+  std::array<Near, kNeighbours> best{};
+  int nb = 0;
+  const auto consider = [&](bool same_kind) {
+    for (const auto& u : m.table) {
+      if (u.op != q.op || (same_kind && u.kind != q.kind)) continue;
+      if (exclude_model >= 0 && u.model == exclude_model) continue;
+      double d2 = 0;
+      for (size_t k = 0; k < q.x.size(); ++k) d2 += (u.x[k] - q.x[k]) * (u.x[k] - q.x[k]);
+      if (nb < kNeighbours) {
+        best[size_t(nb++)] = {d2, &u};
+      } else if (d2 < best[kNeighbours - 1].d2) {
+        best[kNeighbours - 1] = {d2, &u};
+      } else {
+        continue;
+      }
+      for (int j = nb - 1; j > 0 && best[size_t(j)].d2 < best[size_t(j - 1)].d2; --j)
+        std::swap(best[size_t(j)], best[size_t(j - 1)]);
+    }
+  };
+  consider(true);
+  if (nb == 0) {
+    if (unseen) *unseen = true;
+    consider(false);
+  }
+  if (nb == 0) return 0;
+  auto it = m.slope.find(slope_key(q.op, q.kind));
+  if (it == m.slope.end()) it = m.slope.find(slope_key(q.op, -1));
+  const double slope = it == m.slope.end() ? 1.0 : it->second;
+  double sw = 0, sl = 0;
+  for (int j = 0; j < nb; ++j) {
+    const LayerUnit& u = *best[size_t(j)].u;
+    const double w = 1 / (best[size_t(j)].d2 + 0.02);
+    sl += w * (std::log2(u.ms + kEpsMs) + slope * (q.log_work - u.log_work));
+    sw += w;
+  }
+  return std::max(std::exp2(sl / sw) - kEpsMs, 0.0);
+}
+
+void fit_layer_knn(LatencyModel& m, std::span<const ModelFeatures> x, std::span<const double> y) {
+  std::vector<size_t> rows;
+  for (size_t i = 0; i < x.size(); ++i)
+    if (has_layer_times(x[i])) rows.push_back(i);
+  if (int(rows.size()) < kMinFitModels)
+    fail("the layer_knn latency model needs per-layer times of at least ", kMinFitModels,
+         " models and has ", rows.size(),
+         "; measure the profile again with this iotnas (`iotnas calib measure`), which records "
+         "them");
+  // A forward costs a fixed time outside its layers (input copy, program entry): across the
+  // models, latency = a0 + c * (sum of layer times) by least squares on relative error. Each
+  // model's layer times are then scaled to sum to its latency less a0: the layer-timed forwards
+  // run at another moment than the timed ones and pay a clock read per layer, so only their
+  // shares are kept.
+  double a0 = 0;
+  {
+    Eigen::MatrixXd A(Eigen::Index(rows.size()), 2);
+    Eigen::VectorXd ones = Eigen::VectorXd::Ones(Eigen::Index(rows.size()));
+    for (size_t r = 0; r < rows.size(); ++r) {
+      double sum = 0;
+      for (const auto& u : x[rows[r]].units) sum += u.ms;
+      A(Eigen::Index(r), 0) = 1 / y[rows[r]];
+      A(Eigen::Index(r), 1) = sum / y[rows[r]];
+    }
+    const Eigen::VectorXd c = A.colPivHouseholderQr().solve(ones);
+    if (std::isfinite(c(0)) && c(1) > 0) a0 = std::max(c(0), 0.0);
+  }
+  m.a_ms = a0;
+  m.b = 1;
+  for (size_t r : rows) {
+    double sum = 0;
+    for (const auto& u : x[r].units) sum += u.ms;
+    const double target = std::max(y[r] - a0, 0.5 * y[r]);
+    for (LayerUnit u : x[r].units) {
+      u.ms *= sum > 0 ? target / sum : 1.0;
+      u.model = int(r);
+      m.table.push_back(u);
+    }
+  }
+  // Per (op, kind), and per op for kinds with few layers, the least-squares slope of log time on
+  // log work, kept in [0, 1.5].
+  std::map<int64_t, std::vector<std::pair<double, double>>> pts;
+  for (const auto& u : m.table) {
+    const std::pair<double, double> pt{u.log_work, std::log2(u.ms + kEpsMs)};
+    pts[slope_key(u.op, u.kind)].push_back(pt);
+    pts[slope_key(u.op, -1)].push_back(pt);
+  }
+  for (const auto& [key, v] : pts) {
+    double mx = 0, my = 0;
+    for (const auto& [a, b] : v) mx += a, my += b;
+    mx /= double(v.size());
+    my /= double(v.size());
+    double sxy = 0, sxx = 0;
+    for (const auto& [a, b] : v) sxy += (a - mx) * (b - my), sxx += (a - mx) * (a - mx);
+    if (v.size() >= 8 && sxx > 1) m.slope[key] = std::clamp(sxy / sxx, 0.0, 1.5);
+  }
+  // What the neighbours get wrong on average: every fitted model predicted from the other
+  // models' layers (as a new model will be), then latency = a + b * that sum by least squares
+  // on relative error.
+  Eigen::MatrixXd A(Eigen::Index(rows.size()), 2);
+  Eigen::VectorXd ones = Eigen::VectorXd::Ones(Eigen::Index(rows.size()));
+  for (size_t r = 0; r < rows.size(); ++r) {
+    double sum = 0;
+    for (const auto& u : x[rows[r]].units) sum += unit_ms(m, u, nullptr, int(rows[r]));
+    A(Eigen::Index(r), 0) = 1 / y[rows[r]];
+    A(Eigen::Index(r), 1) = sum / y[rows[r]];
+  }
+  const Eigen::VectorXd c = A.colPivHouseholderQr().solve(ones);
+  if (std::isfinite(c(0)) && std::isfinite(c(1)) && c(1) > 0) {
+    m.a_ms = c(0);
+    m.b = c(1);
+  }
+  for (auto& u : m.table) u.model = -1;
+}
+
+double operator_ms(const LatencyModel& m, const ModelFeatures& x) {
+  IOTNAS_ASSERT(x.op_sums.size() == m.op_weights.size());
+  double s = 0;
+  for (size_t k = 0; k < x.op_sums.size(); ++k) s += m.op_weights[k] * x.op_sums[k];
+  return s;
+}
+
+double layer_knn_ms(const LatencyModel& m, const ModelFeatures& x) {
+  double s = 0;
+  for (const auto& u : x.units) s += unit_ms(m, u, nullptr);
+  return std::max(m.a_ms + m.b * s, 1e-6);
+}
+
 }  // namespace
 
 LatencyModel fit_latency_model(ModelKind kind, std::span<const ModelFeatures> x,
@@ -277,7 +516,8 @@ LatencyModel fit_latency_model(ModelKind kind, std::span<const ModelFeatures> x,
         if (int(rows.size()) >= kMinFitModels) m.spaces[space] = fit_loglog(x, y, rows);
       break;
     }
-    case ModelKind::operator_sum: {
+    case ModelKind::operator_sum:
+    case ModelKind::blend: {
       m.op_weights = fit_operator(x, y, all);
       const auto& names = operator_feature_names();
       m.op_max.assign(names.size(), 0.0);
@@ -289,8 +529,12 @@ LatencyModel fit_latency_model(ModelKind kind, std::span<const ModelFeatures> x,
         for (const auto& f : x) seen |= f.op_sums[k] > 0;
         if (!seen) m.unused_ops.push_back(names[k].substr(0, names[k].size() - 6));
       }
+      if (kind == ModelKind::blend) fit_layer_knn(m, x, y);
       break;
     }
+    case ModelKind::layer_knn:
+      fit_layer_knn(m, x, y);
+      break;
   }
   return m;
 }
@@ -303,12 +547,12 @@ double predict_ms(const LatencyModel& m, const ModelFeatures& x) {
       auto it = m.spaces.find(x.space);
       return eval_loglog(it == m.spaces.end() ? m.global : it->second, x);
     }
-    case ModelKind::operator_sum: {
-      IOTNAS_ASSERT(x.op_sums.size() == m.op_weights.size());
-      double s = 0;
-      for (size_t k = 0; k < x.op_sums.size(); ++k) s += m.op_weights[k] * x.op_sums[k];
-      return s;
-    }
+    case ModelKind::operator_sum:
+      return operator_ms(m, x);
+    case ModelKind::layer_knn:
+      return layer_knn_ms(m, x);
+    case ModelKind::blend:
+      return std::sqrt(std::max(operator_ms(m, x), 1e-6) * layer_knn_ms(m, x));
   }
   return NAN;
 }
@@ -331,7 +575,7 @@ Prediction predict(const LatencyModel& m, const ModelFeatures& x) {
                   x.flops, m.flops_min, m.flops_max);
     p.warnings.push_back(buf);
   }
-  if (m.kind == ModelKind::operator_sum) {
+  if (m.kind == ModelKind::operator_sum || m.kind == ModelKind::blend) {
     const auto& names = operator_feature_names();
     // A feature far beyond every calibrated model (e.g. a dense layer 100x wider than any
     // classifier measured) makes its fitted cost an extrapolation, whatever the totals say.
@@ -352,6 +596,18 @@ Prediction predict(const LatencyModel& m, const ModelFeatures& x) {
                                "(counted as 0)");
     }
   }
+  if (needs_layer_times(m.kind)) {
+    int unseen = 0;
+    for (const auto& u : x.units) {
+      bool miss = false;
+      (void)unit_ms(m, u, &miss);
+      unseen += miss;
+    }
+    if (unseen > 0)
+      p.warnings.push_back(std::to_string(unseen) +
+                           " of its layers have no calibrated layer of the same kind (kernel, "
+                           "stride, groups): their times come from layers of other kinds");
+  }
   if (m.kind == ModelKind::loglog_space && !x.space.empty() && !m.spaces.count(x.space))
     p.warnings.push_back("space '" + x.space + "' was not calibrated on its own: global fit used");
   return p;
@@ -370,6 +626,18 @@ nlohmann::json latency_model_to_json(const LatencyModel& m) {
     j["unused_ops"] = m.unused_ops;
     j["op_max"] = m.op_max;
   }
+  if (needs_layer_times(m.kind)) {
+    // One row per measured layer: op, kind, x[6], log2 work, milliseconds.
+    nlohmann::json rows = nlohmann::json::array();
+    for (const auto& u : m.table)
+      rows.push_back({u.op, u.kind, u.x[0], u.x[1], u.x[2], u.x[3], u.x[4], u.x[5], u.log_work, u.ms});
+    j["layers"] = std::move(rows);
+    nlohmann::json slopes = nlohmann::json::array();
+    for (const auto& [op, v] : m.slope) slopes.push_back({op, v});
+    j["slopes"] = std::move(slopes);
+    j["a_ms"] = m.a_ms;
+    j["b"] = m.b;
+  }
   return j;
 }
 
@@ -383,14 +651,15 @@ LatencyModel latency_model_from_json(const nlohmann::json& j, const std::string&
     m.params_max = r.at("params").at(1).get<double>();
     m.flops_min = r.at("flops").at(0).get<double>();
     m.flops_max = r.at("flops").at(1).get<double>();
-    if (m.kind != ModelKind::operator_sum) {
+    if (m.kind == ModelKind::loglog_global || m.kind == ModelKind::loglog_space) {
       m.global = j.at("global").get<std::vector<double>>();
       if (m.global.size() != 3) fail(origin, ": latency model 'global' needs 3 coefficients");
       if (j.contains("spaces"))
         m.spaces = j["spaces"].get<std::map<std::string, std::vector<double>>>();
       for (const auto& [s, c] : m.spaces)
         if (c.size() != 3) fail(origin, ": latency model of space '", s, "' needs 3 coefficients");
-    } else {
+    }
+    if (m.kind == ModelKind::operator_sum || m.kind == ModelKind::blend) {
       if (j.at("op_features").get<std::vector<std::string>>() != operator_feature_names())
         fail(origin,
              ": the operator model was fitted with other features; fit it again with "
@@ -401,6 +670,25 @@ LatencyModel latency_model_from_json(const nlohmann::json& j, const std::string&
       if (m.op_weights.size() != operator_feature_names().size() ||
           (!m.op_max.empty() && m.op_max.size() != m.op_weights.size()))
         fail(origin, ": the operator model has the wrong number of weights; fit it again");
+    }
+    if (needs_layer_times(m.kind)) {
+      for (const auto& row : j.at("layers")) {
+        if (!row.is_array() || row.size() != 10)
+          fail(origin, ": a layer_knn layer row needs 10 numbers; fit it again");
+        LayerUnit u;
+        u.op = row[0].get<int>();
+        u.kind = row[1].get<int>();
+        for (size_t k = 0; k < u.x.size(); ++k) u.x[k] = row[2 + k].get<double>();
+        u.log_work = row[8].get<double>();
+        u.ms = row[9].get<double>();
+        if (u.op < 0 || u.op >= kNumOps || !(u.ms >= 0))
+          fail(origin, ": a layer_knn layer row is out of range; fit it again");
+        m.table.push_back(u);
+      }
+      for (const auto& s : j.at("slopes")) m.slope[s.at(0).get<int64_t>()] = s.at(1).get<double>();
+      m.a_ms = j.at("a_ms").get<double>();
+      m.b = j.at("b").get<double>();
+      if (m.table.empty()) fail(origin, ": the layer_knn model has no layers; fit it again");
     }
     return m;
   } catch (const nlohmann::json::exception& e) {

@@ -6,8 +6,16 @@
 //                  shape (FLOPs, input/output elements, weights) plus a per-layer overhead; the
 //                  costs are fitted jointly on whole-model latencies by non-negative least squares
 //                  on relative error (no per-layer timings are needed)
+//   layer_knn      latency = a + b * sum over layers of each layer's predicted time, a layer's
+//                  time from the measured layers of the same kind nearest to it in log-shape
+//                  (k nearest neighbours, in the spirit of kernel-level predictors); it learns
+//                  from the per-layer times a profile's measurements carry
+//   blend          the geometric mean of operator_sum and layer_knn: their errors are largely
+//                  independent (operator_sum is best on MobileNets, layer_knn on ResNets)
 #pragma once
 
+#include <array>
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -20,11 +28,28 @@
 
 namespace iotnas::calib {
 
-enum class ModelKind { loglog_global, loglog_space, operator_sum };
+enum class ModelKind { loglog_global, loglog_space, operator_sum, layer_knn, blend };
 inline constexpr ModelKind kModelKinds[] = {ModelKind::loglog_global, ModelKind::loglog_space,
-                                            ModelKind::operator_sum};
+                                            ModelKind::operator_sum, ModelKind::layer_knn,
+                                            ModelKind::blend};
+// Whether a kind learns from per-layer times (a profile without them cannot fit it).
+inline bool needs_layer_times(ModelKind k) {
+  return k == ModelKind::layer_knn || k == ModelKind::blend;
+}
 const char* model_kind_name(ModelKind k);
 ModelKind parse_model_kind(const std::string& name);  // throws iotnas::Error
+
+// One layer as layer_knn sees it: a computing node (conv2d, dense, pooling, add, concat, or a
+// batch norm that does not fold) with the relus, flattens and folded batch norms that read from
+// it (the backend computes those together with it or right after it).
+struct LayerUnit {
+  int op = 0;                 // engine Op
+  int kind = 0;               // must match between neighbours: groups, strided or not, ...
+  std::array<double, 6> x{};  // log2 of the shape (channels, spatial size, kernel, ...)
+  double log_work = 0;        // log2 of FLOPs (conv2d, dense) or elements moved
+  double ms = NAN;            // measured time of the unit (profile models with layer times)
+  int model = -1;             // while fitting: which model it belongs to (never saved)
+};
 
 // What the latency models see of one model.
 struct ModelFeatures {
@@ -32,7 +57,14 @@ struct ModelFeatures {
   double params = 0;            // trainable parameters
   double flops = 0;             // forward FLOPs per image
   std::vector<double> op_sums;  // operator features summed over the inference graph's layers
+  std::vector<LayerUnit> units;  // layer_knn's layers, in graph order
+  std::map<std::string, int> unit_of_layer;  // layer name -> index into units (-1: none)
 };
+
+// Sets units[].ms from a measurement's per-layer times (Measurement::layer_ms, by layer name):
+// each unit gets the times of the layers it holds. Returns false (and leaves ms NaN) when a
+// computing unit got no time at all, i.e. the times are not of this model.
+bool attach_layer_times(ModelFeatures& f, const std::map<std::string, double>& layer_ms);
 
 // Names of the operator features, e.g. "conv.flops_M" (one per entry of op_sums).
 const std::vector<std::string>& operator_feature_names();
@@ -53,6 +85,9 @@ struct LatencyModel {
   int models = 0;                       // models it was fitted on
   std::vector<std::string> unused_ops;  // operator features no fitted model exercised
   std::vector<double> op_max;           // operator_sum: largest value of each feature fitted on
+  std::vector<LayerUnit> table;  // layer_knn: the measured layers it looks neighbours up in
+  std::map<int64_t, double> slope;  // layer_knn: per (op, kind), d log2(time) / d log2(work)
+  double a_ms = 0, b = 1;        // layer_knn: latency = a_ms + b * sum of layer times
 };
 
 // Fits a model on (features, measured latency in ms). Throws iotnas::Error when there are too

@@ -118,6 +118,29 @@ Measurement measure_latency(const ModelSpec& spec, const MeasureConfig& cfg) {
     if (best.spread <= cfg.noise_threshold) break;
   }
   best.noisy = best.spread > cfg.noise_threshold;
+  if (cfg.layer_times) {
+    // Reads the clock after every computed layer; per layer, the median over the forwards.
+    std::vector<std::vector<double>> per(folded.graph.nodes.size());
+    Clock::time_point last;
+    program->set_hook(
+        [&](int node, float*, int64_t) {
+          const auto now = Clock::now();
+          per[size_t(node)].push_back(std::chrono::duration<double, std::milli>(now - last).count());
+          last = now;
+        },
+        HookScope::all_maps);
+    for (int r = 0; r < cfg.repeats; ++r) {
+      last = Clock::now();
+      program->forward(input.data(), 1);
+    }
+    program->set_hook(nullptr);
+    for (size_t i = 0; i < per.size(); ++i) {
+      auto& v = per[i];
+      if (v.empty()) continue;
+      std::nth_element(v.begin(), v.begin() + long(v.size() / 2), v.end());
+      best.layer_ms[i == 0 ? std::string() : folded.graph.nodes[i].layer.name] = v[v.size() / 2];
+    }
+  }
   const float* logits = program->logits();
   IOTNAS_ASSERT(std::isfinite(logits[0]), "non-finite output while timing " + spec.name);
   best.time = utc_now_iso();

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -23,6 +24,9 @@ struct MeasureConfig {
   double noise_threshold = 0.1;  // a measurement with spread above this is noisy
   int max_attempts = 3;          // a noisy measurement is repeated up to this many times in all
   uint64_t seed = 1;             // weights and input (latency does not depend on the values)
+  // After the timed forwards, `repeats` more with a hook that reads the clock after every layer:
+  // the per-layer times the layer_knn latency model learns from (latency_model.hpp).
+  bool layer_times = true;
 };
 // Throws iotnas::Error naming the field when a value is out of range.
 void check_measure_config(const MeasureConfig& c);
@@ -37,6 +41,11 @@ struct Measurement {
   int round = 0;       // which interleaved pass over the models took it (1, 2, ...)
   int device = 0;      // index into the profile's devices
   std::string time;    // UTC, ISO 8601, when it was taken
+  // Per layer of the folded inference graph (by layer name; "" is the input copy): the median
+  // over the layer-timed forwards of the time from the previous layer's end to this one's. A
+  // layer computed together with its relu reports under the relu's name; layers that compute
+  // nothing (views) are absent. Empty when layer times were not taken.
+  std::map<std::string, double> layer_ms;
 };
 
 // Builds the model (random weights from cfg.seed), folds batch norm, compiles an inference

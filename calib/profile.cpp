@@ -36,10 +36,12 @@ int Profile::find(std::string_view id) const {
 namespace {
 
 json measurement_json(const Measurement& m) {
-  return {{"round", m.round},         {"device", m.device},   {"mean_ms", m.mean_ms},
-          {"median_ms", m.median_ms}, {"min_ms", m.min_ms},   {"max_ms", m.max_ms},
-          {"spread", m.spread},       {"repeats", m.repeats}, {"attempts", m.attempts},
-          {"noisy", m.noisy},         {"time", m.time}};
+  json j = {{"round", m.round},         {"device", m.device},   {"mean_ms", m.mean_ms},
+            {"median_ms", m.median_ms}, {"min_ms", m.min_ms},   {"max_ms", m.max_ms},
+            {"spread", m.spread},       {"repeats", m.repeats}, {"attempts", m.attempts},
+            {"noisy", m.noisy},         {"time", m.time}};
+  if (!m.layer_ms.empty()) j["layer_ms"] = m.layer_ms;
+  return j;
 }
 
 json settings_json(const ProfileSettings& s) {
@@ -81,6 +83,16 @@ Measurement parse_measurement(const json& j, const std::string& where, int num_d
   m.attempts = j.value("attempts", 1);
   m.noisy = get<bool>(j, "noisy", where);
   m.time = j.value("time", std::string());
+  if (j.contains("layer_ms")) {  // optional: profiles of earlier versions have none
+    try {
+      m.layer_ms = j["layer_ms"].get<std::map<std::string, double>>();
+    } catch (const json::exception&) {
+      fail(where, ": field 'layer_ms' must map layer names to milliseconds");
+    }
+    for (const auto& [name, ms] : m.layer_ms)
+      if (!(ms >= 0) || !std::isfinite(ms))
+        fail(where, ": layer_ms of '", name, "' is ", ms, ", not a time");
+  }
   if (m.device < 0 || m.device >= num_devices)
     fail(where, ": device index ", m.device, " is not one of the profile's ", num_devices,
          " devices");

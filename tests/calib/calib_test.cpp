@@ -73,6 +73,27 @@ TEST(CalibMeasure, TimesATinyModel) {
   EXPECT_GE(m.attempts, 1);
   EXPECT_LE(m.attempts, cfg.max_attempts);
   EXPECT_EQ(m.noisy, m.spread > cfg.noise_threshold);
+  // Per-layer times: every computing layer of the folded graph (the batch norm folds into c2),
+  // named as the model names them, and they attach to the model's layer units.
+  ASSERT_FALSE(m.layer_ms.empty());
+  for (const char* name : {"c1", "c2", "fc"}) {
+    bool found = false;
+    for (const auto& [layer, ms] : m.layer_ms) {
+      found |= layer == name || layer == std::string("r") + name[1];  // fused relu reports
+      EXPECT_GE(ms, 0) << layer;
+    }
+    EXPECT_TRUE(found) << name;
+  }
+  ModelFeatures f = model_features(net(4, 3, 8, true, false));
+  EXPECT_TRUE(attach_layer_times(f, m.layer_ms));
+  for (const auto& u : f.units) EXPECT_TRUE(std::isfinite(u.ms));
+  // Times of another model's layers do not attach.
+  ModelFeatures other = model_features(net(4, 3, 8, true, true));
+  auto foreign = m.layer_ms;
+  foreign["not_a_layer"] = 0.001;
+  EXPECT_FALSE(attach_layer_times(other, foreign));
+  cfg.layer_times = false;
+  EXPECT_TRUE(measure_latency(net(4, 3, 8, true, false), cfg).layer_ms.empty());
 }
 
 TEST(CalibMeasure, DeviceDescription) {
@@ -159,11 +180,61 @@ TEST(CalibModels, OperatorModelRecoversPerLayerCosts) {
   EXPECT_NE(std::find(m.unused_ops.begin(), m.unused_ops.end(), "add"), m.unused_ops.end());
 }
 
+// Synthetic per-layer times from a known law: each unit's time depends on its op and shape only.
+double law_unit_ms(const LayerUnit& u) {
+  const double work = std::exp2(u.log_work);
+  return u.op == int(Op::conv2d) ? 2e-4 + (u.kind & 8 ? 3e-9 : 1e-9) * work : 1e-4 + 1e-9 * work;
+}
+std::vector<double> with_law_times(std::vector<ModelFeatures>& x) {
+  std::vector<double> y;
+  for (auto& f : x) {
+    double sum = 0.003;  // per-model overhead
+    for (auto& u : f.units) sum += u.ms = law_unit_ms(u);
+    y.push_back(sum);
+  }
+  return y;
+}
+
+TEST(CalibModels, LayerModelsLearnFromLayerTimes) {
+  auto x = features_of(family(80, 21));
+  const std::vector<double> y = with_law_times(x);
+  auto test = features_of(family(30, 22));
+  const std::vector<double> want = with_law_times(test);
+  for (ModelKind k : {ModelKind::layer_knn, ModelKind::blend}) {
+    const LatencyModel m = fit_latency_model(k, x, y);
+    std::vector<double> got;
+    for (const auto& f : test) got.push_back(predict_ms(m, f));
+    const Scores s = score(want, got);
+    EXPECT_GE(s.within_10pct, 0.9) << model_kind_name(k);
+    // The fitted model survives JSON.
+    const LatencyModel back = latency_model_from_json(latency_model_to_json(m), "test");
+    EXPECT_EQ(back.kind, k);
+    for (size_t i = 0; i < test.size(); ++i)
+      EXPECT_NEAR(predict_ms(back, test[i]), got[i], 1e-9 * got[i]) << model_kind_name(k);
+  }
+  // Without layer times these kinds cannot fit, and say what to do.
+  auto bare = features_of(family(20, 23));
+  std::vector<double> ones(bare.size(), 1.0);
+  try {
+    fit_latency_model(ModelKind::layer_knn, bare, ones);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("per-layer times"), std::string::npos) << e.what();
+  }
+  // A layer of a kind never calibrated (a depthwise convolution) warns.
+  const LatencyModel m = fit_latency_model(ModelKind::layer_knn, x, y);
+  ModelSpec dw = net(8, 3, 8, false, false);
+  dw.layers[3].groups = 8;  // c2: 8 -> 8 channels, depthwise
+  const Prediction p = predict(m, model_features(dw));
+  bool warned = false;
+  for (const auto& w : p.warnings) warned |= w.find("no calibrated layer of the same kind") != std::string::npos;
+  EXPECT_TRUE(warned);
+}
+
 TEST(CalibModels, PredictionOutsideTheRangeWarns) {
   const auto specs = family(30, 9);
-  const auto x = features_of(specs);
-  std::vector<double> y;
-  for (const auto& f : x) y.push_back(1e-6 * f.flops + 0.01);
+  auto x = features_of(specs);
+  const std::vector<double> y = with_law_times(x);
   for (ModelKind k : kModelKinds) {
     const LatencyModel m = fit_latency_model(k, x, y);
     EXPECT_TRUE(predict(m, x[3]).warnings.empty()) << model_kind_name(k);
@@ -241,6 +312,22 @@ TEST(CalibProfile, RoundTrip) {
   // Synthetic latencies linear in FLOPs: the best model is within 10% on every held-out model.
   EXPECT_GT(r.models[size_t(r.best)].scores.within_10pct, 0.95);
   EXPECT_DOUBLE_EQ(r.noise_within_10pct, 1);
+  // No layer times (a profile of an earlier version): the layer models are skipped, not failed.
+  EXPECT_EQ(r.layer_timed, 0);
+  EXPECT_EQ(r.models.size(), 3u);
+  EXPECT_EQ(r.skipped, (std::vector<std::string>{"layer_knn", "blend"}));
+
+  // With layer times they are fitted, and the times survive the round trip.
+  for (auto& m : p.models)
+    for (auto& x : m.measurements)
+      x.layer_ms = {{"", 0.001}, {"r1", 0.5 * x.median_ms}, {"c2", 0.3 * x.median_ms},
+                    {"fc", 0.2 * x.median_ms}};
+  const FitReport rl = fit_profile(p);
+  EXPECT_EQ(rl.layer_timed, int(p.models.size()));
+  EXPECT_EQ(rl.models.size(), 5u);
+  EXPECT_TRUE(rl.skipped.empty());
+  const Profile ql = parse_profile(profile_to_json(p).dump(), "mem");
+  EXPECT_EQ(ql.models[1].measurements[0].layer_ms, p.models[1].measurements[0].layer_ms);
 }
 
 void expect_error(const std::function<void()>& f, const std::string& part) {
@@ -260,6 +347,11 @@ TEST(CalibProfile, BadInput) {
   j["format"] = "iotnas-calib-profile/0";
   expect_error([&] { parse_profile(j.dump(), "p.json"); }, "format 'iotnas-calib-profile/0'");
   j["format"] = kProfileFormat;
+  j["models"][0]["measurements"][0]["layer_ms"] = {{"c1", -1.0}};
+  expect_error([&] { parse_profile(j.dump(), "p.json"); }, "layer_ms of 'c1'");
+  j["models"][0]["measurements"][0]["layer_ms"] = "fast";
+  expect_error([&] { parse_profile(j.dump(), "p.json"); }, "layer_ms");
+  j["models"][0]["measurements"][0].erase("layer_ms");
   j["models"][0].erase("flops");
   expect_error([&] { parse_profile(j.dump(), "p.json"); }, "missing field 'flops'");
   // Too few points to fit.
