@@ -237,6 +237,7 @@ struct FitOpts {
   int folds = 5;
   uint64_t seed = 1;
   std::string statistic = "median";
+  bool raw_times = false;
   bool json = false;
 };
 
@@ -247,6 +248,7 @@ int run_fit(const FitOpts& o) {
   fo.folds = o.folds;
   fo.seed = o.seed;
   fo.use_min = o.statistic == "min";
+  fo.speed_normalize = !o.raw_times;
   calib::FitReport r;
   try {
     r = calib::fit_profile(p, fo);
@@ -268,11 +270,15 @@ int run_fit(const FitOpts& o) {
   std::printf("%s: %zu measured models (%s latencies) on %s\n", o.profile.c_str(), r.used.size(),
               o.statistic.c_str(),
               p.devices.empty() ? "?" : calib::device_summary(p.devices.back()).c_str());
+  if (r.probe_ref_ms > 0)
+    std::printf(
+        "times scaled to the reference speed: speed probe %.4f ms (--raw-times: unscaled)\n",
+        r.probe_ref_ms);
   if (r.noise_models > 0)
     std::printf(
         "noise ceiling: %.1f%% of %d models' two interleaved measurements agree within "
-        "+-10%%\n",
-        r.noise_within_10pct * 100, r.noise_models);
+        "+-10%% (%.1f%% unscaled)\n",
+        r.noise_within_10pct * 100, r.noise_models, r.noise_within_10pct_raw * 100);
   std::printf("%d-fold cross-validation:\n  %-14s %8s %8s %12s\n", o.folds, "model", "R2(log)",
               "MdAPE", "within+-10%");
   for (size_t i = 0; i < r.models.size(); ++i) {
@@ -373,6 +379,9 @@ void add_calib_command(CLI::App& app, Action& action) {
   f->add_option("--profile", fo->profile, "Profile written by `iotnas calib measure`")->required();
   f->add_option("--folds", fo->folds, "Cross-validation folds")->capture_default_str();
   f->add_option("--seed", fo->seed, "Seed for the fold assignment")->capture_default_str();
+  f->add_flag("--raw-times", fo->raw_times,
+              "Fit on the times as measured, without scaling each to the profile's reference speed "
+              "(its speed probe)");
   f->add_option("--statistic", fo->statistic,
                 "Latency of a measurement: median of its timed runs, or min (steadier on a "
                 "shared machine)")

@@ -243,7 +243,7 @@ RunConfig budget_preset(std::string_view budget) {
     // model per (space, window), three epochs, 184 formats on 2,000 test images.
     c.spaces = {"plain", "mobilenet", "resnet"};
     c.search = {"params", 1e3, 1e5, 100, 900, 10, 10, 100, 100};
-    c.candidates = {1, 1e7, 0, 0, {}};
+    c.candidates = {1, 1e7, 0, 0, {"ref:plain-1k", "ref:plain-14k", "ref:plain-120k"}};
     c.calibration = {"", 50, 10, 2, 1};
     c.training.epochs = 3;
     c.eval.images = 2000;
@@ -253,7 +253,7 @@ RunConfig budget_preset(std::string_view budget) {
     // n_eval 10 / k 10, 100 models per law, the whole test split.
     c.spaces = {"plain", "resnet", "inception", "densenet", "mobilenet"};
     c.search = {"params", 1e3, 1e7, 100, 900, 10, 10, 100, 100};
-    c.candidates = {3, 1e9, 0, 3, {}};
+    c.candidates = {3, 1e9, 0, 3, {"ref:plain-1k", "ref:plain-14k", "ref:plain-120k"}};
     c.calibration = {"", 50, 10, 2, 1};
     c.training.epochs = 30;
     c.eval.images = 0;

@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <functional>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -322,6 +322,7 @@ RunSummary run_pipeline(const RunConfig& c, const std::string& dir, const RunHoo
     mc.repeats = c.calibration.repeats;
     mc.seed = c.seeds.calibrate;
     mc.layer_times = false;  // the store keeps whole-model latencies only
+    mc.speed_probe = false;  // ... and no speed probes
     // The candidates first, then the other in-window samples spread over windows and spaces,
     // up to calibration.models.
     std::vector<Pick> measure(picks.begin(),

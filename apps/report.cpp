@@ -47,7 +47,7 @@ ProfileLatencies profile_latencies(const std::string& path) {
   p.device = profile->devices.empty() ? path : calib::device_summary(profile->devices.front());
   p.measured = [profile](const ModelRow& m) {
     const int i = profile->find(m.name);
-    return i < 0 ? NAN : profile->models[i].latency_ms();
+    return i < 0 ? NAN : profile->models[i].latency_ms(false, profile->probe_ref());
   };
   p.predicted = [model](const ModelRow& m) {
     try {
@@ -359,8 +359,8 @@ std::string reference_points_csv(const std::vector<ReferencePoint>& points) {
   const auto num = [](double v) { return std::isnan(v) ? std::string() : fmt("%.4f", v); };
   for (const auto& p : points)
     o += csv_field(p.source) + "," + csv_field(p.name) + "," + std::to_string(p.params) + "," +
-         std::to_string(p.weight_bytes) + "," + num(p.accuracy) + "," +
-         (p.in_scope ? "1" : "0") + "," + num(p.front_float32) + "," + num(p.front_any) + "\n";
+         std::to_string(p.weight_bytes) + "," + num(p.accuracy) + "," + (p.in_scope ? "1" : "0") +
+         "," + num(p.front_float32) + "," + num(p.front_any) + "\n";
   return o;
 }
 
@@ -669,15 +669,15 @@ std::vector<std::string> write_report(Store& store, const std::string& dir,
       Table t{{"source", "name", "params", "weight B", "accuracy %", "front float32 %",
                "gap (points)", "front any format %"},
               {}};
-      const auto pct = [](double v) { return std::isnan(v) ? std::string("-") : fmt("%.2f", v * 100); };
+      const auto pct = [](double v) {
+        return std::isnan(v) ? std::string("-") : fmt("%.2f", v * 100);
+      };
       for (const auto& p : refs)
-        t.rows.push_back({p.source + (p.in_scope ? "" : " (params > 1e5)"), p.name,
-                          std::to_string(p.params), std::to_string(p.weight_bytes),
-                          pct(p.accuracy), pct(p.front_float32),
-                          std::isnan(p.front_float32)
-                              ? "-"
-                              : fmt("%+.2f", (p.front_float32 - p.accuracy) * 100),
-                          pct(p.front_any)});
+        t.rows.push_back(
+            {p.source + (p.in_scope ? "" : " (params > 1e5)"), p.name, std::to_string(p.params),
+             std::to_string(p.weight_bytes), pct(p.accuracy), pct(p.front_float32),
+             std::isnan(p.front_float32) ? "-" : fmt("%+.2f", (p.front_float32 - p.accuracy) * 100),
+             pct(p.front_any)});
       b.push_back({Block::table, "", t});
       const std::string path = (fs::path(dir) / "reference_points.csv").string();
       search::write_file_atomic(path, reference_points_csv(refs));

@@ -83,9 +83,9 @@ struct ReferencePoint {
                        // benchmark table it is quoted from
   std::string name;
   int64_t params = 0;
-  int64_t weight_bytes = 0;  // float32: 4 bytes per inference parameter
-  double accuracy = NAN;     // fraction
-  bool in_scope = true;      // table rows: states a parameter count <= 1e5 (the bar)
+  int64_t weight_bytes = 0;    // float32: 4 bytes per inference parameter
+  double accuracy = NAN;       // fraction
+  bool in_scope = true;        // table rows: states a parameter count <= 1e5 (the bar)
   double front_float32 = NAN;  // best float32 candidate accuracy with weight bytes <= weight_bytes
   double front_any = NAN;      // best candidate accuracy in any format within the same bytes
 };

@@ -13,11 +13,13 @@ namespace iotnas::calib {
 
 FitReport fit_profile(const Profile& p, const FitOptions& o) {
   FitReport r;
-  std::vector<double> first, second;
+  std::vector<double> first, second, first_raw, second_raw;
+  r.probe_ref_ms = o.speed_normalize ? p.probe_ref() : 0;
+  const double ref = r.probe_ref_ms;
   for (size_t i = 0; i < p.models.size(); ++i) {
     const ProfileModel& m = p.models[i];
     for (const auto& x : m.measurements) r.noisy_measurements += x.noisy;
-    const double lat = m.latency_ms(o.use_min);
+    const double lat = m.latency_ms(o.use_min, ref);
     if (!std::isfinite(lat)) continue;
     ModelFeatures f;
     try {
@@ -27,17 +29,19 @@ FitReport fit_profile(const Profile& p, const FitOptions& o) {
     }
     // Layer times of the measurement the latency comes from (the fastest one).
     const Measurement* from = nullptr;
-    for (const auto& x : m.measurements) {
-      const double v = o.use_min ? x.min_ms : x.median_ms;
-      if (!from || v < (o.use_min ? from->min_ms : from->median_ms)) from = &x;
-    }
+    for (const auto& x : m.measurements)
+      if (!from ||
+          ProfileModel::value(x, o.use_min, ref) < ProfileModel::value(*from, o.use_min, ref))
+        from = &x;
     if (from && !from->layer_ms.empty()) r.layer_timed += attach_layer_times(f, from->layer_ms);
     r.used.push_back(i);
     r.measured_ms.push_back(lat);
     r.features.push_back(std::move(f));
     if (m.measurements.size() >= 2) {
-      first.push_back(o.use_min ? m.measurements[0].min_ms : m.measurements[0].median_ms);
-      second.push_back(o.use_min ? m.measurements[1].min_ms : m.measurements[1].median_ms);
+      first.push_back(ProfileModel::value(m.measurements[0], o.use_min, ref));
+      second.push_back(ProfileModel::value(m.measurements[1], o.use_min, ref));
+      first_raw.push_back(ProfileModel::value(m.measurements[0], o.use_min, 0));
+      second_raw.push_back(ProfileModel::value(m.measurements[1], o.use_min, 0));
     }
   }
   if (int(r.used.size()) < kMinProfileModels)
@@ -45,6 +49,7 @@ FitReport fit_profile(const Profile& p, const FitOptions& o) {
          kMinProfileModels, " (measure more with `iotnas calib measure --n N`)");
   r.noise_models = int(first.size());
   r.noise_within_10pct = noise_within_10pct(first, second);
+  r.noise_within_10pct_raw = noise_within_10pct(first_raw, second_raw);
   for (ModelKind k : kModelKinds) {
     // layer_knn needs per-layer times, which profiles of earlier versions lack.
     if (needs_layer_times(k) && r.layer_timed < std::max(kMinProfileModels, kMinFitModels)) {
@@ -76,6 +81,11 @@ nlohmann::json fit_report_json(const FitReport& r, const FitOptions& o) {
         {"within_10pct", m.scores.within_10pct}, {"r2", m.scores.r2}, {"mdape", m.scores.mdape}};
   j["noise_within_10pct"] =
       std::isfinite(r.noise_within_10pct) ? nlohmann::json(r.noise_within_10pct) : nlohmann::json();
+  j["noise_within_10pct_raw"] = std::isfinite(r.noise_within_10pct_raw)
+                                    ? nlohmann::json(r.noise_within_10pct_raw)
+                                    : nlohmann::json();
+  j["speed_normalized"] = r.probe_ref_ms > 0;
+  if (r.probe_ref_ms > 0) j["probe_ref_ms"] = r.probe_ref_ms;
   j["noise_models"] = r.noise_models;
   j["noisy_measurements"] = r.noisy_measurements;
   j["measured_models"] = r.used.size();

@@ -20,19 +20,24 @@ struct FitOptions {
   // Fit on each measurement's fastest run instead of its median (and judge the noise ceiling on
   // the same): on a machine shared with other work the minimum is the more repeatable statistic.
   bool use_min = false;
+  // Scale every measurement to the profile's reference speed (its speed probe, Profile::probe_ref)
+  // before anything else; measurements without a probe stay as they are.
+  bool speed_normalize = true;
 };
 
 struct FitReport {
-  std::vector<CvResult> models;     // one per ModelKind fitted, in kModelKinds order
-  int best = 0;                     // index into models: most held-out within +-10% (then R2)
-  LatencyModel best_model;          // the best kind refitted on every model
-  double noise_within_10pct = NAN;  // two interleaved measurements agreeing within +-10%
-  int noise_models = 0;             // models with two measurements
-  int noisy_measurements = 0;       // measurements flagged noisy
-  std::vector<size_t> used;         // profile model indices fitted on (measured ones)
-  std::vector<double> measured_ms;  // their latencies (median or min, FitOptions::use_min)
+  std::vector<CvResult> models;         // one per ModelKind fitted, in kModelKinds order
+  int best = 0;                         // index into models: most held-out within +-10% (then R2)
+  LatencyModel best_model;              // the best kind refitted on every model
+  double noise_within_10pct = NAN;      // two interleaved measurements agreeing within +-10%
+  double noise_within_10pct_raw = NAN;  // the same without the speed probe's scaling
+  double probe_ref_ms = 0;              // the reference speed used (0: none)
+  int noise_models = 0;                 // models with two measurements
+  int noisy_measurements = 0;           // measurements flagged noisy
+  std::vector<size_t> used;             // profile model indices fitted on (measured ones)
+  std::vector<double> measured_ms;      // their latencies (median or min, FitOptions::use_min)
   std::vector<ModelFeatures> features;
-  int layer_timed = 0;                // models with per-layer times (layer_knn learns from them)
+  int layer_timed = 0;               // models with per-layer times (layer_knn learns from them)
   std::vector<std::string> skipped;  // kinds not fitted (layer_knn without layer times)
 };
 

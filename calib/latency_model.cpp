@@ -450,20 +450,17 @@ void fit_layer_knn(LatencyModel& m, std::span<const ModelFeatures> x, std::span<
     if (v.size() >= 8 && sxx > 1) m.slope[key] = std::clamp(sxy / sxx, 0.0, 1.5);
   }
   // What the neighbours get wrong on average: every fitted model predicted from the other
-  // models' layers (as a new model will be), then latency = a + b * that sum by least squares
-  // on relative error.
-  Eigen::MatrixXd A(Eigen::Index(rows.size()), 2);
-  Eigen::VectorXd ones = Eigen::VectorXd::Ones(Eigen::Index(rows.size()));
-  for (size_t r = 0; r < rows.size(); ++r) {
+  // models' layers (as a new model will be); b is the median ratio of measured to predicted
+  // (robust to the few models whose layers have no close neighbour).
+  std::vector<double> ratio;
+  for (size_t r : rows) {
     double sum = 0;
-    for (const auto& u : x[rows[r]].units) sum += unit_ms(m, u, nullptr, int(rows[r]));
-    A(Eigen::Index(r), 0) = 1 / y[rows[r]];
-    A(Eigen::Index(r), 1) = sum / y[rows[r]];
+    for (const auto& u : x[r].units) sum += unit_ms(m, u, nullptr, int(r));
+    if (sum > 0) ratio.push_back((y[r] - m.a_ms) / sum);
   }
-  const Eigen::VectorXd c = A.colPivHouseholderQr().solve(ones);
-  if (std::isfinite(c(0)) && std::isfinite(c(1)) && c(1) > 0) {
-    m.a_ms = c(0);
-    m.b = c(1);
+  if (!ratio.empty()) {
+    std::nth_element(ratio.begin(), ratio.begin() + long(ratio.size() / 2), ratio.end());
+    if (ratio[ratio.size() / 2] > 0) m.b = ratio[ratio.size() / 2];
   }
   for (auto& u : m.table) u.model = -1;
 }
@@ -630,7 +627,8 @@ nlohmann::json latency_model_to_json(const LatencyModel& m) {
     // One row per measured layer: op, kind, x[6], log2 work, milliseconds.
     nlohmann::json rows = nlohmann::json::array();
     for (const auto& u : m.table)
-      rows.push_back({u.op, u.kind, u.x[0], u.x[1], u.x[2], u.x[3], u.x[4], u.x[5], u.log_work, u.ms});
+      rows.push_back(
+          {u.op, u.kind, u.x[0], u.x[1], u.x[2], u.x[3], u.x[4], u.x[5], u.log_work, u.ms});
     j["layers"] = std::move(rows);
     nlohmann::json slopes = nlohmann::json::array();
     for (const auto& [op, v] : m.slope) slopes.push_back({op, v});

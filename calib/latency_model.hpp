@@ -57,7 +57,7 @@ struct ModelFeatures {
   double params = 0;            // trainable parameters
   double flops = 0;             // forward FLOPs per image
   std::vector<double> op_sums;  // operator features summed over the inference graph's layers
-  std::vector<LayerUnit> units;  // layer_knn's layers, in graph order
+  std::vector<LayerUnit> units;              // layer_knn's layers, in graph order
   std::map<std::string, int> unit_of_layer;  // layer name -> index into units (-1: none)
 };
 
@@ -85,9 +85,9 @@ struct LatencyModel {
   int models = 0;                       // models it was fitted on
   std::vector<std::string> unused_ops;  // operator features no fitted model exercised
   std::vector<double> op_max;           // operator_sum: largest value of each feature fitted on
-  std::vector<LayerUnit> table;  // layer_knn: the measured layers it looks neighbours up in
-  std::map<int64_t, double> slope;  // layer_knn: per (op, kind), d log2(time) / d log2(work)
-  double a_ms = 0, b = 1;        // layer_knn: latency = a_ms + b * sum of layer times
+  std::vector<LayerUnit> table;         // layer_knn: the measured layers it looks neighbours up in
+  std::map<int64_t, double> slope;      // layer_knn: per (op, kind), d log2(time) / d log2(work)
+  double a_ms = 0, b = 1;               // layer_knn: latency = a_ms + b * sum of layer times
 };
 
 // Fits a model on (features, measured latency in ms). Throws iotnas::Error when there are too

@@ -27,6 +27,10 @@ struct MeasureConfig {
   // After the timed forwards, `repeats` more with a hook that reads the clock after every layer:
   // the per-layer times the layer_knn latency model learns from (latency_model.hpp).
   bool layer_times = true;
+  // Right before the model, time a fixed probe model (ref:plain-14k, batch 1): the machine's speed
+  // at that moment. Shared machines (VMs) run whole stretches of seconds 1.3-1.5x slower; a
+  // profile divides that out (Profile::probe_ref, docs/calibration.md).
+  bool speed_probe = true;
 };
 // Throws iotnas::Error naming the field when a value is out of range.
 void check_measure_config(const MeasureConfig& c);
@@ -46,7 +50,12 @@ struct Measurement {
   // layer computed together with its relu reports under the relu's name; layers that compute
   // nothing (views) are absent. Empty when layer times were not taken.
   std::map<std::string, double> layer_ms;
+  double probe_ms = 0;  // median time of the speed probe taken just before; 0: not taken
 };
+
+// The speed probe alone: median of 10 timed batch-1 forwards of ref:plain-14k (compiled once per
+// backend and kept), after 3 untimed ones, in the calling thread's OpenMP setting.
+double time_speed_probe(kernels::BackendKind backend);
 
 // Builds the model (random weights from cfg.seed), folds batch norm, compiles an inference
 // program for batch 1 and times it. Throws iotnas::Error when the spec fails shape inference or

@@ -18,13 +18,29 @@ namespace iotnas::calib {
 
 using nlohmann::json;
 
-double ProfileModel::latency_ms(bool use_min) const {
+double ProfileModel::value(const Measurement& m, bool use_min, double probe_ref) {
+  const double v = use_min ? m.min_ms : m.median_ms;
+  return probe_ref > 0 && m.probe_ms > 0 ? v * probe_ref / m.probe_ms : v;
+}
+
+double ProfileModel::latency_ms(bool use_min, double probe_ref) const {
   double best = std::numeric_limits<double>::quiet_NaN();
   for (const auto& m : measurements) {
-    const double v = use_min ? m.min_ms : m.median_ms;
+    const double v = value(m, use_min, probe_ref);
     if (!(v >= best)) best = v;
   }
   return best;
+}
+
+double Profile::probe_ref() const {
+  std::vector<double> t;
+  for (const auto& m : models)
+    for (const auto& x : m.measurements)
+      if (x.probe_ms > 0) t.push_back(x.probe_ms);
+  if (t.empty()) return 0;
+  const size_t k = t.size() / 10;
+  std::nth_element(t.begin(), t.begin() + long(k), t.end());
+  return t[k];
 }
 
 int Profile::find(std::string_view id) const {
@@ -41,6 +57,7 @@ json measurement_json(const Measurement& m) {
             {"spread", m.spread},       {"repeats", m.repeats}, {"attempts", m.attempts},
             {"noisy", m.noisy},         {"time", m.time}};
   if (!m.layer_ms.empty()) j["layer_ms"] = m.layer_ms;
+  if (m.probe_ms > 0) j["probe_ms"] = m.probe_ms;
   return j;
 }
 
@@ -83,6 +100,9 @@ Measurement parse_measurement(const json& j, const std::string& where, int num_d
   m.attempts = j.value("attempts", 1);
   m.noisy = get<bool>(j, "noisy", where);
   m.time = j.value("time", std::string());
+  if (j.contains("probe_ms")) m.probe_ms = get<double>(j, "probe_ms", where);  // optional
+  if (!(m.probe_ms >= 0) || !std::isfinite(m.probe_ms))
+    fail(where, ": probe_ms ", m.probe_ms, " is not a time");
   if (j.contains("layer_ms")) {  // optional: profiles of earlier versions have none
     try {
       m.layer_ms = j["layer_ms"].get<std::map<std::string, double>>();
@@ -111,6 +131,8 @@ nlohmann::json profile_to_json(const Profile& p) {
   j["settings"] = settings_json(p.settings);
   j["devices"] = p.devices;
   j["models"] = json::array();
+  const double probe_ref = p.probe_ref();
+  if (probe_ref > 0) j["probe_ref_ms"] = probe_ref;
   for (const auto& m : p.models) {
     json o = {{"id", m.id},
               {"space", m.space},
@@ -118,7 +140,7 @@ nlohmann::json profile_to_json(const Profile& p) {
               {"params", m.params},
               {"inference_params", m.inference_params},
               {"flops", m.flops}};
-    const double lat = m.latency_ms();
+    const double lat = m.latency_ms(false, probe_ref);
     if (std::isfinite(lat)) o["latency_ms"] = lat;
     o["measurements"] = json::array();
     for (const auto& x : m.measurements) o["measurements"].push_back(measurement_json(x));

@@ -34,8 +34,12 @@ struct ProfileModel {
   ModelSpec spec;
   std::vector<Measurement> measurements;  // in the order taken (round 1, round 2, ...)
   // The model's latency: the smallest of its measurements' medians (interference from other
-  // work only ever adds time), or of their minima with use_min. NaN when it has no measurement.
-  double latency_ms(bool use_min = false) const;
+  // work only ever adds time), or of their minima with use_min. With probe_ref > 0, each
+  // measurement that has a speed probe is first scaled by probe_ref / its probe_ms (the time at
+  // the profile's reference speed). NaN when it has no measurement.
+  double latency_ms(bool use_min = false, double probe_ref = 0) const;
+  // One measurement's statistic, scaled the same way.
+  static double value(const Measurement& m, bool use_min, double probe_ref);
 };
 
 // What every measurement of the profile was taken with; a rerun must ask for the same.
@@ -61,6 +65,9 @@ struct Profile {
 
   // Index of the model with this id, or -1.
   int find(std::string_view id) const;
+  // The reference speed: the 10th percentile of the measurements' speed-probe times (the
+  // machine at its fast), or 0 when no measurement has a probe.
+  double probe_ref() const;
 };
 
 nlohmann::json profile_to_json(const Profile& p);

@@ -492,7 +492,8 @@ TEST(RunLoop, SmokeBudgetOnFashionMnist) {
   fs::create_directories(dir.path);
   std::string args = "run --budget smoke --out '" + (dir.path / "run").string() + "'";
   if (kSanitized) {
-    std::ofstream(dir.path / "smoke.json") << R"({"formats": "half,4:3,8:23", "eval": {"images": 200}})";
+    std::ofstream(dir.path / "smoke.json")
+        << R"({"formats": "half,4:3,8:23", "eval": {"images": 200}})";
     args += " --config '" + (dir.path / "smoke.json").string() + "'";
   }
   const Cli c = iotnas(args, dir.path);
@@ -532,8 +533,7 @@ TEST(RunLoop, SmokeBudgetOnFashionMnist) {
       for (size_t j = 0; j < r.candidates.size(); ++j) {
         const auto& a = r.candidates[size_t(i)];
         const auto& b = r.candidates[j];
-        if (f.name == "memory:best" || f.name == "memory:all" || a.w != b.w || a.t != b.t)
-          continue;
+        if (f.name == "memory:best" || f.name == "memory:all" || a.w != b.w || a.t != b.t) continue;
         const double ca = search::cost_value(a, f.cost), cb = search::cost_value(b, f.cost);
         if (!std::isnan(cb)) EXPECT_FALSE(cb <= ca && b.accuracy > a.accuracy) << f.name;
       }

@@ -92,8 +92,13 @@ TEST(CalibMeasure, TimesATinyModel) {
   auto foreign = m.layer_ms;
   foreign["not_a_layer"] = 0.001;
   EXPECT_FALSE(attach_layer_times(other, foreign));
+  EXPECT_GT(m.probe_ms, 0);  // the speed probe ran just before
   cfg.layer_times = false;
-  EXPECT_TRUE(measure_latency(net(4, 3, 8, true, false), cfg).layer_ms.empty());
+  cfg.speed_probe = false;
+  const Measurement bare = measure_latency(net(4, 3, 8, true, false), cfg);
+  EXPECT_TRUE(bare.layer_ms.empty());
+  EXPECT_EQ(bare.probe_ms, 0);
+  EXPECT_GT(time_speed_probe(kernels::BackendKind::portable), 0);
 }
 
 TEST(CalibMeasure, DeviceDescription) {
@@ -227,7 +232,8 @@ TEST(CalibModels, LayerModelsLearnFromLayerTimes) {
   dw.layers[3].groups = 8;  // c2: 8 -> 8 channels, depthwise
   const Prediction p = predict(m, model_features(dw));
   bool warned = false;
-  for (const auto& w : p.warnings) warned |= w.find("no calibrated layer of the same kind") != std::string::npos;
+  for (const auto& w : p.warnings)
+    warned |= w.find("no calibrated layer of the same kind") != std::string::npos;
   EXPECT_TRUE(warned);
 }
 
@@ -320,7 +326,9 @@ TEST(CalibProfile, RoundTrip) {
   // With layer times they are fitted, and the times survive the round trip.
   for (auto& m : p.models)
     for (auto& x : m.measurements)
-      x.layer_ms = {{"", 0.001}, {"r1", 0.5 * x.median_ms}, {"c2", 0.3 * x.median_ms},
+      x.layer_ms = {{"", 0.001},
+                    {"r1", 0.5 * x.median_ms},
+                    {"c2", 0.3 * x.median_ms},
                     {"fc", 0.2 * x.median_ms}};
   const FitReport rl = fit_profile(p);
   EXPECT_EQ(rl.layer_timed, int(p.models.size()));
@@ -328,6 +336,29 @@ TEST(CalibProfile, RoundTrip) {
   EXPECT_TRUE(rl.skipped.empty());
   const Profile ql = parse_profile(profile_to_json(p).dump(), "mem");
   EXPECT_EQ(ql.models[1].measurements[0].layer_ms, p.models[1].measurements[0].layer_ms);
+
+  // Speed probes: a measurement taken while the machine ran at half speed (probe twice the
+  // reference) counts at the reference speed, and the scaled noise ceiling sees through it.
+  for (auto& m : p.models) {
+    m.measurements[0].probe_ms = 0.02;
+    m.measurements[1].probe_ms = 0.04;
+    m.measurements[1].median_ms *= 2;
+    m.measurements[1].min_ms *= 2;
+  }
+  EXPECT_DOUBLE_EQ(p.probe_ref(), 0.02);
+  const ProfileModel& pm = p.models[0];
+  EXPECT_DOUBLE_EQ(ProfileModel::value(pm.measurements[1], false, 0.02),
+                   pm.measurements[1].median_ms / 2);
+  EXPECT_DOUBLE_EQ(pm.latency_ms(false, 0), pm.measurements[0].median_ms);
+  const FitReport rs = fit_profile(p);
+  EXPECT_DOUBLE_EQ(rs.probe_ref_ms, 0.02);
+  EXPECT_DOUBLE_EQ(rs.noise_within_10pct, 1);
+  EXPECT_DOUBLE_EQ(rs.noise_within_10pct_raw, 0);
+  FitOptions raw;
+  raw.speed_normalize = false;
+  EXPECT_EQ(fit_profile(p, raw).probe_ref_ms, 0);
+  const Profile qp = parse_profile(profile_to_json(p).dump(), "mem");
+  EXPECT_EQ(qp.models[2].measurements[1].probe_ms, 0.04);
 }
 
 void expect_error(const std::function<void()>& f, const std::string& part) {
@@ -352,6 +383,11 @@ TEST(CalibProfile, BadInput) {
   j["models"][0]["measurements"][0]["layer_ms"] = "fast";
   expect_error([&] { parse_profile(j.dump(), "p.json"); }, "layer_ms");
   j["models"][0]["measurements"][0].erase("layer_ms");
+  j["models"][0]["measurements"][0]["probe_ms"] = -2;
+  expect_error([&] { parse_profile(j.dump(), "p.json"); }, "probe_ms");
+  j["models"][0]["measurements"][0]["probe_ms"] = "slow";
+  expect_error([&] { parse_profile(j.dump(), "p.json"); }, "probe_ms");
+  j["models"][0]["measurements"][0].erase("probe_ms");
   j["models"][0].erase("flops");
   expect_error([&] { parse_profile(j.dump(), "p.json"); }, "missing field 'flops'");
   // Too few points to fit.
