@@ -570,7 +570,11 @@ TEST(RunLoop, SigtermStopsAfterTheUnitInHandAndARerunFinishes) {
   const fs::path out = dir.path / "out";
   const pid_t pid = start_run(config, out);
   ASSERT_GT(pid, 0);
-  usleep(600000);
+  // The handler is installed before the store is opened: once the store exists (however slowly
+  // the process started on a loaded machine), a SIGTERM must stop the run cleanly.
+  for (int i = 0; i < 600 && !fs::exists(out / kStoreFile); ++i) usleep(50000);
+  ASSERT_TRUE(fs::exists(out / kStoreFile)) << "the run never opened its store";
+  usleep(300000);
   kill(pid, SIGTERM);
   int status = 0;
   waitpid(pid, &status, 0);
