@@ -535,7 +535,9 @@ TEST(RunLoop, SmokeBudgetOnFashionMnist) {
         const auto& b = r.candidates[j];
         if (f.name == "memory:best" || f.name == "memory:all" || a.w != b.w || a.t != b.t) continue;
         const double ca = search::cost_value(a, f.cost), cb = search::cost_value(b, f.cost);
-        if (!std::isnan(cb)) EXPECT_FALSE(cb <= ca && b.accuracy > a.accuracy) << f.name;
+        if (!std::isnan(cb)) {
+          EXPECT_FALSE(cb <= ca && b.accuracy > a.accuracy) << f.name;
+        }
       }
   }
   const auto refs = reference_points(r, "fashion-mnist");
