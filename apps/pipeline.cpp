@@ -51,6 +51,17 @@ struct Pick {
   int64_t model_id = 0;
 };
 
+// The store's row of a picked model.
+ModelRow model_row(const Pick& p) {
+  ModelRow m;
+  m.space = p.space;
+  m.name = p.spec.name;
+  m.vars_json = json(p.vars).dump();
+  m.spec_json = p.spec_json;
+  m.analytics = p.analytics;
+  return m;
+}
+
 // The training split reduced to a class-balanced subset of n images (n <= 0: unchanged).
 Dataset training_subset(const Dataset& data, int64_t n) {
   if (n <= 0 || n >= data.train_size()) return data;
@@ -271,15 +282,7 @@ RunSummary run_pipeline(const RunConfig& c, const std::string& dir, const RunHoo
     fail("no candidate models: no search window produced a model under ", c.candidates.max_flops,
          " FLOPs; widen the grid or raise candidates.max_flops");
   store.transaction([&] {
-    for (auto& p : picks) {
-      ModelRow m;
-      m.space = p.space;
-      m.name = p.spec.name;
-      m.vars_json = json(p.vars).dump();
-      m.spec_json = p.spec_json;
-      m.analytics = p.analytics;
-      p.model_id = store.put_model(m);
-    }
+    for (auto& p : picks) p.model_id = store.put_model(model_row(p));
   });
   sum.candidates = int(picks.size());
   sum.seconds.select = since(t);
@@ -295,13 +298,7 @@ RunSummary run_pipeline(const RunConfig& c, const std::string& dir, const RunHoo
     const ProfileLatencies pl = profile_latencies(c.calibration.profile);
     device = pl.device;
     predictor_name = c.calibration.profile;
-    predict_latency = [pl](const Pick& p) {
-      ModelRow m;
-      m.space = p.space;
-      m.name = p.spec.name;
-      m.spec_json = p.spec_json;
-      return pl.predicted(m);
-    };
+    predict_latency = [pl](const Pick& p) { return pl.predicted(model_row(p)); };
     store.transaction([&] {
       for (const auto& p : picks) {
         const auto m = *store.model(p.model_id);
@@ -352,15 +349,7 @@ RunSummary run_pipeline(const RunConfig& c, const std::string& dir, const RunHoo
     std::vector<double> latency;
     for (auto& p : measure) {
       if (stopping()) break;
-      if (p.model_id == 0) {
-        ModelRow m;
-        m.space = p.space;
-        m.name = p.spec.name;
-        m.vars_json = json(p.vars).dump();
-        m.spec_json = p.spec_json;
-        m.analytics = analyze(p.spec);
-        p.model_id = store.put_model(m);
-      }
+      if (p.model_id == 0) p.model_id = store.put_model(model_row(p));
       auto have = store.latency(p.model_id, device, "measured");
       if (!have) {
         update("calibrate: " + p.spec.name);
@@ -430,13 +419,7 @@ RunSummary run_pipeline(const RunConfig& c, const std::string& dir, const RunHoo
   }
   store.transaction([&] {
     for (auto& p : extra) {
-      ModelRow m;
-      m.space = p.space;
-      m.name = p.spec.name;
-      m.vars_json = json(p.vars).dump();
-      m.spec_json = p.spec_json;
-      m.analytics = p.analytics;
-      p.model_id = store.put_model(m);
+      p.model_id = store.put_model(model_row(p));
       const double pred = predict_latency ? predict_latency(p) : NAN;
       if (!std::isnan(pred))
         store.put_latency({p.model_id, device, "predicted", pred, 0, 0, 0, 0, predictor_name});

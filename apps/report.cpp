@@ -45,9 +45,9 @@ ProfileLatencies profile_latencies(const std::string& path) {
   auto model = std::make_shared<calib::LatencyModel>(calib::fitted_model(*profile, path));
   ProfileLatencies p;
   p.device = profile->devices.empty() ? path : calib::device_summary(profile->devices.front());
-  p.measured = [profile](const ModelRow& m) {
+  p.measured = [profile, ref = profile->probe_ref()](const ModelRow& m) {
     const int i = profile->find(m.name);
-    return i < 0 ? NAN : profile->models[i].latency_ms(false, profile->probe_ref());
+    return i < 0 ? NAN : profile->models[i].latency_ms(false, ref);
   };
   p.predicted = [model](const ModelRow& m) {
     try {
