@@ -11,7 +11,9 @@
 
 namespace iotnas::calib {
 
-FitReport fit_profile(const Profile& p, const FitOptions& o) {
+FitReport fit_profile(const Profile& profile, const FitOptions& o) {
+  Profile p = profile;
+  p.smooth_probes();  // a profile built in memory has not been through parse_profile
   FitReport r;
   std::vector<double> first, second, first_raw, second_raw;
   r.probe_ref_ms = o.speed_normalize ? p.probe_ref() : 0;

@@ -20,6 +20,8 @@ const char* model_kind_name(ModelKind k) {
       return "operator_sum";
     case ModelKind::layer_knn:
       return "layer_knn";
+    case ModelKind::layer_gbm:
+      return "layer_gbm";
     case ModelKind::blend:
       return "blend";
   }
@@ -30,7 +32,7 @@ ModelKind parse_model_kind(const std::string& name) {
   for (ModelKind k : kModelKinds)
     if (name == model_kind_name(k)) return k;
   fail("unknown latency model '", name,
-       "'; known: loglog_global, loglog_space, operator_sum, layer_knn, blend");
+       "'; known: loglog_global, loglog_space, operator_sum, layer_knn, layer_gbm, blend");
 }
 
 namespace {
@@ -101,12 +103,17 @@ LayerUnit layer_unit(const Node& n) {
   u.op = int(l.op);
   const double in_hw = double(n.in.h) * n.in.w, out_hw = double(n.out.h) * n.out.w;
   const int strided = int(l.stride_h > 1 || l.stride_w > 1);
+  u.log_weights = lg(double(n.weight_count));
+  u.log_in = lg(double(n.in.size()));
+  u.log_out = lg(double(n.out.size()));
   switch (l.op) {
     case Op::conv2d: {
       const int g = l.groups == 1 ? 0 : (l.groups == n.in.c && l.groups == n.out.c ? 1 : 2);
       u.kind = g | strided << 2 | int(l.kernel_h * l.kernel_w == 1) << 3;
       u.x = {lg(n.in.c), lg(n.out.c), lg(out_hw), lg(in_hw), lg(l.kernel_h), lg(l.kernel_w)};
       u.log_work = lg(double(n.flops));
+      u.tail_in = n.in.c % 16;
+      u.tail_out = n.out.c % 16;
       break;
     }
     case Op::dense:
@@ -209,20 +216,33 @@ ModelFeatures model_features(const Graph& graph, const std::string& space) {
   }
   put("model", {1});
 
-  // layer_knn's units: every computing node, with the light nodes that read from it.
+  // The layer models' units: every computing node, with the light nodes that read from it.
+  const double footprint =
+      lg(double(a.total_activation_bytes) + 4.0 * double(a.inference_params));
   std::vector<int> unit_of_node(graph.nodes.size(), -1);
   for (size_t i = 1; i < graph.nodes.size(); ++i) {
     const Node& n = graph.nodes[i];
     const Op op = n.layer.op;
     if (op == Op::relu || op == Op::flatten || (op == Op::batch_norm && folded[i])) {
       unit_of_node[i] = unit_of_node[size_t(n.inputs[0])];
+      if (unit_of_node[i] >= 0) ++f.units[size_t(unit_of_node[i])].merged;
     } else {
       unit_of_node[i] = int(f.units.size());
       f.units.push_back(layer_unit(n));
+      f.units.back().position = unit_of_node[i];
+      f.units.back().footprint = footprint;
     }
     f.unit_of_layer[n.layer.name] = unit_of_node[i];
   }
   return f;
+}
+
+std::array<double, kLayerGbmFeatures> layer_gbm_features(const LayerUnit& u) {
+  return {double(u.op),       double(u.kind),  u.x[0],           u.x[1],
+          u.x[2],             u.x[3],          u.x[4],           u.x[5],
+          u.log_work,         double(u.tail_in), double(u.tail_out), u.footprint,
+          double(u.position), u.log_weights,   u.log_in,         u.log_out,
+          double(u.merged)};
 }
 
 bool attach_layer_times(ModelFeatures& f, const std::map<std::string, double>& layer_ms) {
@@ -335,6 +355,9 @@ std::vector<double> fit_operator(std::span<const ModelFeatures> x, std::span<con
 
 constexpr double kEpsMs = 2e-4;  // added before logs: layers that compute (almost) nothing
 constexpr int kNeighbours = 4;
+// Weight of the model footprint (log2 bytes) in layer_knn's distance, against 1 per log2 of a
+// shape dimension: the same layer runs slower in a model whose data outgrows the caches.
+constexpr double kFootprintWeight = 0.5;
 
 int64_t slope_key(int op, int kind) {
   return int64_t(op) << 32 | uint32_t(kind);
@@ -363,6 +386,8 @@ double unit_ms(const LatencyModel& m, const LayerUnit& q, bool* unseen, int excl
       if (exclude_model >= 0 && u.model == exclude_model) continue;
       double d2 = 0;
       for (size_t k = 0; k < q.x.size(); ++k) d2 += (u.x[k] - q.x[k]) * (u.x[k] - q.x[k]);
+      const double dc = kFootprintWeight * (u.footprint - q.footprint);
+      d2 += dc * dc;
       if (nb < kNeighbours) {
         best[size_t(nb++)] = {d2, &u};
       } else if (d2 < best[kNeighbours - 1].d2) {
@@ -393,13 +418,16 @@ double unit_ms(const LatencyModel& m, const LayerUnit& q, bool* unseen, int excl
   return std::max(std::exp2(sl / sw) - kEpsMs, 0.0);
 }
 
-void fit_layer_knn(LatencyModel& m, std::span<const ModelFeatures> x, std::span<const double> y) {
-  std::vector<size_t> rows;
+// The measured layers of every model that has per-layer times, each model's times scaled to sum
+// to its latency less the per-forward cost m.a_ms (set here). `model` holds the row index.
+std::vector<LayerUnit> scaled_layers(LatencyModel& m, std::span<const ModelFeatures> x,
+                                     std::span<const double> y, std::vector<size_t>& rows) {
+  rows.clear();
   for (size_t i = 0; i < x.size(); ++i)
     if (has_layer_times(x[i])) rows.push_back(i);
   if (int(rows.size()) < kMinFitModels)
-    fail("the layer_knn latency model needs per-layer times of at least ", kMinFitModels,
-         " models and has ", rows.size(),
+    fail("the ", model_kind_name(m.kind), " latency model needs per-layer times of at least ",
+         kMinFitModels, " models and has ", rows.size(),
          "; measure the profile again with this iotnas (`iotnas calib measure`), which records "
          "them");
   // A forward costs a fixed time outside its layers (input copy, program entry): across the
@@ -422,6 +450,7 @@ void fit_layer_knn(LatencyModel& m, std::span<const ModelFeatures> x, std::span<
   }
   m.a_ms = a0;
   m.b = 1;
+  std::vector<LayerUnit> out;
   for (size_t r : rows) {
     double sum = 0;
     for (const auto& u : x[r].units) sum += u.ms;
@@ -429,9 +458,15 @@ void fit_layer_knn(LatencyModel& m, std::span<const ModelFeatures> x, std::span<
     for (LayerUnit u : x[r].units) {
       u.ms *= sum > 0 ? target / sum : 1.0;
       u.model = int(r);
-      m.table.push_back(u);
+      out.push_back(u);
     }
   }
+  return out;
+}
+
+void fit_layer_knn(LatencyModel& m, std::span<const ModelFeatures> x, std::span<const double> y) {
+  std::vector<size_t> rows;
+  m.table = scaled_layers(m, x, y, rows);
   // Per (op, kind), and per op for kinds with few layers, the least-squares slope of log time on
   // log work, kept in [0, 1.5].
   std::map<int64_t, std::vector<std::pair<double, double>>> pts;
@@ -476,6 +511,34 @@ double layer_knn_ms(const LatencyModel& m, const ModelFeatures& x) {
   double s = 0;
   for (const auto& u : x.units) s += unit_ms(m, u, nullptr);
   return std::max(m.a_ms + m.b * s, 1e-6);
+}
+
+// layer_gbm: trees fitted on every measured layer's (scaled) time per unit of work, in log2:
+// time = work * efficiency(features). Trees are piecewise constant, so they extrapolate the
+// efficiency flat past the largest calibrated layers, where a time target would stay flat.
+void fit_layer_gbm(LatencyModel& m, std::span<const ModelFeatures> x, std::span<const double> y) {
+  std::vector<size_t> rows;
+  const std::vector<LayerUnit> layers = scaled_layers(m, x, y, rows);
+  std::vector<double> features, target;
+  features.reserve(layers.size() * kLayerGbmFeatures);
+  for (const auto& u : layers) {
+    const auto f = layer_gbm_features(u);
+    features.insert(features.end(), f.begin(), f.end());
+    target.push_back(std::log2(u.ms + kEpsMs) - u.log_work);
+  }
+  m.trees.fit(features, kLayerGbmFeatures, target);
+  for (const auto& u : layers) m.kinds_seen.push_back(slope_key(u.op, u.kind));
+  std::sort(m.kinds_seen.begin(), m.kinds_seen.end());
+  m.kinds_seen.erase(std::unique(m.kinds_seen.begin(), m.kinds_seen.end()), m.kinds_seen.end());
+}
+
+double layer_gbm_ms(const LatencyModel& m, const ModelFeatures& x) {
+  double s = 0;
+  for (const auto& u : x.units) {
+    const auto f = layer_gbm_features(u);
+    s += std::max(std::exp2(m.trees.predict(f) + u.log_work) - kEpsMs, 0.0);
+  }
+  return std::max(m.a_ms + s, 1e-6);
 }
 
 }  // namespace
@@ -532,6 +595,9 @@ LatencyModel fit_latency_model(ModelKind kind, std::span<const ModelFeatures> x,
     case ModelKind::layer_knn:
       fit_layer_knn(m, x, y);
       break;
+    case ModelKind::layer_gbm:
+      fit_layer_gbm(m, x, y);
+      break;
   }
   return m;
 }
@@ -548,6 +614,8 @@ double predict_ms(const LatencyModel& m, const ModelFeatures& x) {
       return operator_ms(m, x);
     case ModelKind::layer_knn:
       return layer_knn_ms(m, x);
+    case ModelKind::layer_gbm:
+      return layer_gbm_ms(m, x);
     case ModelKind::blend:
       return std::sqrt(std::max(operator_ms(m, x), 1e-6) * layer_knn_ms(m, x));
   }
@@ -596,6 +664,11 @@ Prediction predict(const LatencyModel& m, const ModelFeatures& x) {
   if (needs_layer_times(m.kind)) {
     int unseen = 0;
     for (const auto& u : x.units) {
+      if (m.kind == ModelKind::layer_gbm) {
+        unseen += !std::binary_search(m.kinds_seen.begin(), m.kinds_seen.end(),
+                                      slope_key(u.op, u.kind));
+        continue;
+      }
       bool miss = false;
       (void)unit_ms(m, u, &miss);
       unseen += miss;
@@ -623,12 +696,16 @@ nlohmann::json latency_model_to_json(const LatencyModel& m) {
     j["unused_ops"] = m.unused_ops;
     j["op_max"] = m.op_max;
   }
-  if (needs_layer_times(m.kind)) {
-    // One row per measured layer: op, kind, x[6], log2 work, milliseconds.
+  if (m.kind == ModelKind::layer_gbm) {
+    j["trees"] = m.trees.to_json();
+    j["kinds"] = m.kinds_seen;
+    j["a_ms"] = m.a_ms;
+  } else if (needs_layer_times(m.kind)) {
+    // One row per measured layer: op, kind, x[6], log2 work, footprint, milliseconds.
     nlohmann::json rows = nlohmann::json::array();
     for (const auto& u : m.table)
-      rows.push_back(
-          {u.op, u.kind, u.x[0], u.x[1], u.x[2], u.x[3], u.x[4], u.x[5], u.log_work, u.ms});
+      rows.push_back({u.op, u.kind, u.x[0], u.x[1], u.x[2], u.x[3], u.x[4], u.x[5], u.log_work,
+                      u.footprint, u.ms});
     j["layers"] = std::move(rows);
     nlohmann::json slopes = nlohmann::json::array();
     for (const auto& [op, v] : m.slope) slopes.push_back({op, v});
@@ -669,16 +746,24 @@ LatencyModel latency_model_from_json(const nlohmann::json& j, const std::string&
           (!m.op_max.empty() && m.op_max.size() != m.op_weights.size()))
         fail(origin, ": the operator model has the wrong number of weights; fit it again");
     }
-    if (needs_layer_times(m.kind)) {
+    if (m.kind == ModelKind::layer_gbm) {
+      m.trees = BoostedTrees::from_json(j.at("trees"), kLayerGbmFeatures, origin);
+      m.kinds_seen = j.at("kinds").get<std::vector<int64_t>>();
+      std::sort(m.kinds_seen.begin(), m.kinds_seen.end());
+      m.a_ms = j.at("a_ms").get<double>();
+      if (m.trees.empty() || !(m.a_ms >= 0))
+        fail(origin, ": the layer_gbm model has no trees or a bad a_ms; fit it again");
+    } else if (needs_layer_times(m.kind)) {
       for (const auto& row : j.at("layers")) {
-        if (!row.is_array() || row.size() != 10)
-          fail(origin, ": a layer_knn layer row needs 10 numbers; fit it again");
+        if (!row.is_array() || row.size() != 11)
+          fail(origin, ": a layer_knn layer row needs 11 numbers; fit it again");
         LayerUnit u;
         u.op = row[0].get<int>();
         u.kind = row[1].get<int>();
         for (size_t k = 0; k < u.x.size(); ++k) u.x[k] = row[2 + k].get<double>();
         u.log_work = row[8].get<double>();
-        u.ms = row[9].get<double>();
+        u.footprint = row[9].get<double>();
+        u.ms = row[10].get<double>();
         if (u.op < 0 || u.op >= kNumOps || !(u.ms >= 0))
           fail(origin, ": a layer_knn layer row is out of range; fit it again");
         m.table.push_back(u);

@@ -51,6 +51,9 @@ struct Measurement {
   // nothing (views) are absent. Empty when layer times were not taken.
   std::map<std::string, double> layer_ms;
   double probe_ms = 0;  // median time of the speed probe taken just before; 0: not taken
+  // Not saved: the median probe_ms of the measurements taken around this one (see
+  // Profile::smooth_probes), steadier than one probe of 10 forwards; 0 when not computed.
+  double probe_local_ms = 0;
 };
 
 // The speed probe alone: median of 10 timed batch-1 forwards of ref:plain-14k (compiled once per

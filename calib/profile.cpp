@@ -20,7 +20,8 @@ using nlohmann::json;
 
 double ProfileModel::value(const Measurement& m, bool use_min, double probe_ref) {
   const double v = use_min ? m.min_ms : m.median_ms;
-  return probe_ref > 0 && m.probe_ms > 0 ? v * probe_ref / m.probe_ms : v;
+  const double probe = m.probe_local_ms > 0 ? m.probe_local_ms : m.probe_ms;
+  return probe_ref > 0 && probe > 0 ? v * probe_ref / probe : v;
 }
 
 double ProfileModel::latency_ms(bool use_min, double probe_ref) const {
@@ -41,6 +42,34 @@ double Profile::probe_ref() const {
   const size_t k = t.size() / 10;
   std::nth_element(t.begin(), t.begin() + long(k), t.end());
   return t[k];
+}
+
+void Profile::smooth_probes() {
+  struct Taken {
+    const std::string* time;
+    int round;
+    size_t model;
+    Measurement* m;
+  };
+  std::vector<Taken> order;
+  for (size_t i = 0; i < models.size(); ++i)
+    for (auto& x : models[i].measurements)
+      if (x.probe_ms > 0) order.push_back({&x.time, x.round, i, &x});
+  // Rounds are interleaved passes over the models: within one second, round then model order.
+  std::sort(order.begin(), order.end(), [](const Taken& a, const Taken& b) {
+    if (*a.time != *b.time) return *a.time < *b.time;
+    if (a.round != b.round) return a.round < b.round;
+    return a.model < b.model;
+  });
+  std::vector<double> window;
+  for (size_t i = 0; i < order.size(); ++i) {
+    window.clear();
+    const size_t lo = i >= size_t(kProbeWindow) ? i - size_t(kProbeWindow) : 0;
+    const size_t hi = std::min(order.size(), i + size_t(kProbeWindow) + 1);
+    for (size_t k = lo; k < hi; ++k) window.push_back(order[k].m->probe_ms);
+    std::nth_element(window.begin(), window.begin() + long(window.size() / 2), window.end());
+    order[i].m->probe_local_ms = window[window.size() / 2];
+  }
 }
 
 int Profile::find(std::string_view id) const {
@@ -210,6 +239,7 @@ Profile parse_profile(std::string_view text, const std::string& origin) {
     p.models.push_back(std::move(m));
   }
   if (j.contains("fit")) p.fit = j["fit"];
+  p.smooth_probes();
   return p;
 }
 
@@ -334,6 +364,7 @@ bool measure_profile(Profile& p, std::span<const Candidate> plan, const MeasureC
       x.round = round;
       x.device = device_index;
       m.measurements.push_back(x);
+      p.smooth_probes();
       ++done;
       const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
       if (progress) {

@@ -65,6 +65,10 @@ struct Profile {
 
   // Index of the model with this id, or -1.
   int find(std::string_view id) const;
+  // Sets every measurement's probe_local_ms: the median speed probe of the kProbeWindow
+  // measurements taken before it, itself and the kProbeWindow after (in the order taken).
+  void smooth_probes();
+  static constexpr int kProbeWindow = 5;
   // The reference speed: the 10th percentile of the measurements' speed-probe times (the
   // machine at its fast), or 0 when no measurement has a probe.
   double probe_ref() const;
