@@ -51,8 +51,8 @@ void BoostedTrees::fit(std::span<const double> x, int features, std::span<const 
     for (size_t i = 0; i < n; ++i) col[i] = x[i * F + f];
     cuts[f] = feature_cuts(col);
     for (size_t i = 0; i < n; ++i)
-      bin[i * F + f] = uint8_t(std::lower_bound(cuts[f].begin(), cuts[f].end(), col[i]) -
-                               cuts[f].begin());
+      bin[i * F + f] =
+          uint8_t(std::lower_bound(cuts[f].begin(), cuts[f].end(), col[i]) - cuts[f].begin());
   }
 
   double mean = 0;
@@ -157,8 +157,9 @@ void BoostedTrees::fit(std::span<const double> x, int features, std::span<const 
     for (size_t i = 0; i < n; ++i) {
       int k = 0;
       while (tr.feature[size_t(k)] >= 0)
-        k = bin[i * F + size_t(tr.feature[size_t(k)])] <= split_bin[size_t(k)] ? tr.left[size_t(k)]
-                                                                              : tr.right[size_t(k)];
+        k = bin[i * F + size_t(tr.feature[size_t(k)])] <= split_bin[size_t(k)]
+                ? tr.left[size_t(k)]
+                : tr.right[size_t(k)];
       pred[i] += tr.value[size_t(k)];
     }
   }

@@ -17,8 +17,8 @@ struct BoostOptions {
   int trees = 600;
   double learning_rate = 0.05;
   int max_depth = 6;
-  int min_leaf = 5;           // fewest rows in a leaf
-  double subsample = 0.8;     // share of rows each tree is fitted on
+  int min_leaf = 5;        // fewest rows in a leaf
+  double subsample = 0.8;  // share of rows each tree is fitted on
   uint64_t seed = 1;
 };
 

@@ -217,8 +217,7 @@ ModelFeatures model_features(const Graph& graph, const std::string& space) {
   put("model", {1});
 
   // The layer models' units: every computing node, with the light nodes that read from it.
-  const double footprint =
-      lg(double(a.total_activation_bytes) + 4.0 * double(a.inference_params));
+  const double footprint = lg(double(a.total_activation_bytes) + 4.0 * double(a.inference_params));
   std::vector<int> unit_of_node(graph.nodes.size(), -1);
   for (size_t i = 1; i < graph.nodes.size(); ++i) {
     const Node& n = graph.nodes[i];
@@ -238,10 +237,22 @@ ModelFeatures model_features(const Graph& graph, const std::string& space) {
 }
 
 std::array<double, kLayerGbmFeatures> layer_gbm_features(const LayerUnit& u) {
-  return {double(u.op),       double(u.kind),  u.x[0],           u.x[1],
-          u.x[2],             u.x[3],          u.x[4],           u.x[5],
-          u.log_work,         double(u.tail_in), double(u.tail_out), u.footprint,
-          double(u.position), u.log_weights,   u.log_in,         u.log_out,
+  return {double(u.op),
+          double(u.kind),
+          u.x[0],
+          u.x[1],
+          u.x[2],
+          u.x[3],
+          u.x[4],
+          u.x[5],
+          u.log_work,
+          double(u.tail_in),
+          double(u.tail_out),
+          u.footprint,
+          double(u.position),
+          u.log_weights,
+          u.log_in,
+          u.log_out,
           double(u.merged)};
 }
 
@@ -665,8 +676,8 @@ Prediction predict(const LatencyModel& m, const ModelFeatures& x) {
     int unseen = 0;
     for (const auto& u : x.units) {
       if (m.kind == ModelKind::layer_gbm) {
-        unseen += !std::binary_search(m.kinds_seen.begin(), m.kinds_seen.end(),
-                                      slope_key(u.op, u.kind));
+        unseen +=
+            !std::binary_search(m.kinds_seen.begin(), m.kinds_seen.end(), slope_key(u.op, u.kind));
         continue;
       }
       bool miss = false;

@@ -13,9 +13,9 @@
 //   layer_gbm      latency = a + sum over layers of each layer's predicted time, a layer's
 //                  time = its work x an efficiency from gradient-boosted regression trees over
 //                  its op, shape, channel tails and context (the model's memory footprint, the
-//                  layer's position), fitted on the per-layer times (in the spirit of kernel-level predictors, which use
-//                  tree ensembles for the same reason: times step with vector-width tails and
-//                  cache capacity, which smooth models miss)
+//                  layer's position), fitted on the per-layer times (in the spirit of kernel-level
+//                  predictors, which use tree ensembles for the same reason: times step with
+//                  vector-width tails and cache capacity, which smooth models miss)
 //   blend          the geometric mean of operator_sum and layer_knn: their errors are largely
 //                  independent (operator_sum is best on MobileNets, layer_knn on ResNets)
 #pragma once
@@ -37,8 +37,8 @@ namespace iotnas::calib {
 
 enum class ModelKind { loglog_global, loglog_space, operator_sum, layer_knn, layer_gbm, blend };
 inline constexpr ModelKind kModelKinds[] = {ModelKind::loglog_global, ModelKind::loglog_space,
-                                            ModelKind::operator_sum, ModelKind::layer_knn,
-                                            ModelKind::layer_gbm,    ModelKind::blend};
+                                            ModelKind::operator_sum,  ModelKind::layer_knn,
+                                            ModelKind::layer_gbm,     ModelKind::blend};
 // Whether a kind learns from per-layer times (a profile without them cannot fit it).
 inline bool needs_layer_times(ModelKind k) {
   return k == ModelKind::layer_knn || k == ModelKind::layer_gbm || k == ModelKind::blend;
@@ -57,13 +57,13 @@ struct LayerUnit {
   // Context: log2 of the model's bytes (activations + inference weights). Past the caches, the
   // previous forward has evicted a layer's weights and output buffer by the time it runs.
   double footprint = 0;
-  int position = 0;              // index of the unit in graph order (0: the first layer)
+  int position = 0;               // index of the unit in graph order (0: the first layer)
   int tail_in = 0, tail_out = 0;  // conv2d: channels mod 16 (vector-width tails); else 0
   // log2 of the weights, input and output elements (products the trees cannot form from x).
   double log_weights = 0, log_in = 0, log_out = 0;
-  int merged = 0;  // relus and folded batch norms computed with it
-  double ms = NAN;            // measured time of the unit (profile models with layer times)
-  int model = -1;             // while fitting: which model it belongs to (never saved)
+  int merged = 0;   // relus and folded batch norms computed with it
+  double ms = NAN;  // measured time of the unit (profile models with layer times)
+  int model = -1;   // while fitting: which model it belongs to (never saved)
 };
 
 // What the latency models see of one model.
@@ -108,8 +108,8 @@ struct LatencyModel {
   std::vector<LayerUnit> table;         // layer_knn: the measured layers it looks neighbours up in
   std::map<int64_t, double> slope;      // layer_knn: per (op, kind), d log2(time) / d log2(work)
   double a_ms = 0, b = 1;               // layer_knn: latency = a_ms + b * sum of layer times
-  BoostedTrees trees;  // layer_gbm: log2(layer ms + eps) from layer_gbm_features()
-  std::vector<int64_t> kinds_seen;  // layer_gbm: (op << 32 | kind) of the layers fitted on
+  BoostedTrees trees;                   // layer_gbm: log2(layer ms + eps) from layer_gbm_features()
+  std::vector<int64_t> kinds_seen;      // layer_gbm: (op << 32 | kind) of the layers fitted on
 };
 
 // Fits a model on (features, measured latency in ms). Throws iotnas::Error when there are too

@@ -296,8 +296,8 @@ TEST(CalibModels, BoostedTreesFitAStepAndALine) {
     worst = std::max(worst, std::abs(tx[3 * i] - 0.5) > 0.02 ? e : 0.0);
     near += e < 0.1;
   }
-  EXPECT_LT(worst, 0.3);          // the step is found (away from its edge)
-  EXPECT_GE(near, 180);           // the line is followed
+  EXPECT_LT(worst, 0.3);  // the step is found (away from its edge)
+  EXPECT_GE(near, 180);   // the line is followed
   // Deterministic for a seed; the JSON round trip predicts the same to the last bit.
   BoostedTrees again;
   again.fit(x, 3, y);
