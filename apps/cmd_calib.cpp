@@ -215,11 +215,34 @@ int run_measure(const MeasureOpts& o) {
   std::snprintf(buf, sizeof buf, "%s: %d models measured (%d measurements flagged noisy), %.1fs",
                 o.out.c_str(), measured, noisy, seconds);
   progress.line(buf);
+  // How steady the machine was: the share of models whose first two measurements agree within
+  // +-10% at the reference speed, the ceiling of any latency model fitted on this profile.
+  std::vector<double> first, second;
+  const double ref = profile.probe_ref();
+  for (const auto& m : profile.models) {
+    if (m.measurements.size() < 2) continue;
+    first.push_back(calib::ProfileModel::value(m.measurements[0], false, ref));
+    second.push_back(calib::ProfileModel::value(m.measurements[1], false, ref));
+  }
+  const double ceiling = first.empty() ? NAN : calib::noise_within_10pct(first, second);
+  if (!first.empty()) {
+    std::snprintf(buf, sizeof buf,
+                  "noise ceiling: the two measurements of %.1f%% of %zu models agree within "
+                  "+-10%%",
+                  100 * ceiling, first.size());
+    progress.line(buf);
+    if (ceiling < 0.9)
+      progress.line(
+          "the machine was busy while measuring (noise ceiling below 90%): no latency model can "
+          "do better than that; rerun the same command with --rounds 3 when it is quiet (adds a "
+          "third pass, keeps what was measured) or measure on an idle machine");
+  }
   if (o.json) {
     nlohmann::json j = {
         {"profile", o.out},
         {"models", measured},
         {"noisy_measurements", noisy},
+        {"noise_within_10pct", std::isnan(ceiling) ? nlohmann::json() : nlohmann::json(ceiling)},
         {"seconds", seconds},
         {"finished", finished},
         {"device", profile.devices.empty() ? nlohmann::json() : profile.devices.back()}};
