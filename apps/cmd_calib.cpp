@@ -1,5 +1,6 @@
 // iotnas calib measure | fit | predict: device profiles of batch-1 latency, latency models fitted
 // on them, and predictions for models never run on the device (docs/calibration.md).
+#include <algorithm>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -231,11 +232,17 @@ int run_measure(const MeasureOpts& o) {
                   "+-10%%",
                   100 * ceiling, first.size());
     progress.line(buf);
-    if (ceiling < 0.9)
-      progress.line(
-          "the machine was busy while measuring (noise ceiling below 90%): no latency model can "
-          "do better than that; rerun the same command with --rounds 3 when it is quiet (adds a "
-          "third pass, keeps what was measured) or measure on an idle machine");
+    size_t rounds = 0;
+    for (const auto& m : profile.models) rounds = std::max(rounds, m.measurements.size());
+    if (ceiling < 0.9) {
+      std::snprintf(buf, sizeof buf,
+                    "the machine was busy while measuring (noise ceiling below 90%%): latency "
+                    "models fitted on this profile are held back by it; rerun with --rounds %zu "
+                    "when it is quiet (adds a pass, keeps what was measured; a model's latency "
+                    "is its fastest pass)",
+                    rounds + 1);
+      progress.line(buf);
+    }
   }
   if (o.json) {
     nlohmann::json j = {
