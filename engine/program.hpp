@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "engine/graph.hpp"
@@ -67,6 +68,10 @@ class Program {
   // Inference programs may keep parameters repacked between forwards: call after changing the
   // contents of buffers.params. (Training programs read them at every forward.)
   virtual void params_changed() {}
+  // Diagnostics: the kernel behind each step of the last forward's plan, in the order built
+  // (oneDNN's implementation names, e.g. "brgconv:avx512_core"; "ref:" marks its slow reference
+  // kernels). Empty for backends without such names.
+  virtual std::vector<std::string> implementations() const { return {}; }
 };
 
 // Compiles `graph` for a backend. Throws iotnas::Error when the backend cannot run here.

@@ -61,7 +61,7 @@ struct TrainRun {
 };
 
 TrainRun run_train(const Model& base, BackendKind backend, const std::vector<float>& input, int n,
-              const std::vector<float>& dlogits) {
+                   const std::vector<float>& dlogits) {
   Model m = base;
   TrainRun r;
   r.grads.assign(m.graph.num_params, std::nanf(""));
@@ -80,6 +80,52 @@ TrainRun run_train(const Model& base, BackendKind backend, const std::vector<flo
 
 bool dnnl_usable() {
   return kernels::backend_info(BackendKind::dnnl).usable;
+}
+
+// Batch-1 inference of Inception blocks at 14x14 and 7x7 (odd channel counts, a pool after the
+// concat) runs no oneDNN reference kernel: left to choose, the concat picked an N-H-C-W output on
+// which the next pooling had only its reference kernel (73-120 us instead of about 1), and the
+// outputs still match the portable backend.
+TEST(Program, DnnlInceptionBlockAtBatchOneHasNoReferenceKernels) {
+  if (!dnnl_usable()) GTEST_SKIP() << "built without oneDNN";
+  ModelSpec m{"inception-tail", {1, 28, 28}, {}};
+  m.layers.push_back(conv("c0", 5, 3, 1, 1));
+  m.layers.push_back(relu("r0"));
+  m.layers.push_back(max_pool("p0", 2));
+  std::string in = "p0";
+  for (int block = 1; block <= 2; ++block) {
+    const std::string b = std::to_string(block);
+    m.layers.push_back(from(conv("a" + b, 1, 1, 1, 0), {in}));
+    m.layers.push_back(from(conv("c" + b, 9, 3, 1, 1), {in}));
+    m.layers.push_back(from(conv("d" + b, 2, 5, 1, 2), {in}));
+    m.layers.push_back(from(max_pool("q" + b, 3, 1, 1), {in}));
+    m.layers.push_back(conv("e" + b, 5, 1, 1, 0));
+    m.layers.push_back(concat("cat" + b, {"a" + b, "c" + b, "d" + b, "e" + b}));
+    m.layers.push_back(
+        max_pool("p" + b, block == 1 ? 2 : 3, block == 1 ? 2 : 1, block == 1 ? 0 : 1));
+    in = "p" + b;
+  }
+  m.layers.push_back(global_avg_pool("gap"));
+  m.layers.push_back(dense("fc", 10));
+  const Model model = fold_batch_norm(make_model(m, 7));
+  std::vector<float> state = model.state;
+  auto input = test::random_vector(size_t(model.graph.input.size()), 8);
+  std::map<BackendKind, std::vector<float>> logits;
+  for (BackendKind b : {BackendKind::portable, BackendKind::dnnl}) {
+    ProgramOptions po;
+    po.backend = b;
+    po.batch = 1;
+    po.mode = Mode::infer;
+    auto p = compile(model.graph, po, {model.params.data(), nullptr, state.data()});
+    p->forward(input.data(), 1);
+    logits[b].assign(p->logits(), p->logits() + 10);
+    if (b != BackendKind::dnnl) continue;
+    const auto impls = p->implementations();
+    EXPECT_GT(impls.size(), 10u);
+    for (const auto& impl : impls) EXPECT_EQ(impl.find("ref"), std::string::npos) << impl;
+  }
+  EXPECT_TRUE(
+      test::all_close(logits[BackendKind::dnnl], logits[BackendKind::portable], 1e-4, 1e-5));
 }
 
 TEST(Program, DnnlMatchesPortable) {
