@@ -600,8 +600,8 @@ TEST(OpsDnnl, ReferenceModelsMatchPortable) {
     EXPECT_TRUE(test::all_close(b.logits, a.logits, 1e-4, 1e-5));
     EXPECT_TRUE(test::all_close(b.state, a.state, 1e-4, 1e-6));
     // Gradients as a whole: in deep nets with batch norm at batch 2 single small elements
-    // differ by far more than rounding between the backends (ResNet-20: some by percents) while
-    // the gradient as a vector agrees to a few 1e-6 (measured 2e-6; the plain nets 1e-7).
+    // differ by far more than rounding between the backends, while the gradient as a vector
+    // usually agrees to a few 1e-6 (the plain nets 1e-7).
     double diff = 0, norm = 0;
     for (size_t i = 0; i < a.grads.size(); ++i) {
       diff += (double(b.grads[i]) - a.grads[i]) * (double(b.grads[i]) - a.grads[i]);
@@ -609,7 +609,14 @@ TEST(OpsDnnl, ReferenceModelsMatchPortable) {
     }
     const double rel = std::sqrt(diff / norm);
     std::printf("ref:%s: gradient relative L2 difference %.3g\n", ref.name.c_str(), rel);
-    EXPECT_LT(rel, 1e-3) << "gradients (relative L2 difference, NaN if unwritten)";
+    // But ResNet-20 is chaotic for some weights: a rounding-level change of a ReLU input near
+    // zero flips it, and batch norm spreads the change over its channel. In 4 of 14 seeds tried
+    // the gradient moved by 0.4-2.3 %, and for one of them the portable backend alone moved by
+    // as much (2.3 %) when the images were scaled by 1 + 1e-6. A wrong connection moves it by
+    // O(1); the nets without batch norm agree to 1e-7.
+    bool has_bn = false;
+    for (const auto& node : m.graph.nodes) has_bn |= node.layer.op == Op::batch_norm;
+    EXPECT_LT(rel, has_bn ? 0.1 : 1e-3) << "gradients (relative L2 difference, NaN if unwritten)";
   }
 }
 
