@@ -1,10 +1,12 @@
 // iotnas calib measure | fit | predict: device profiles of batch-1 latency, latency models fitted
 // on them, and predictions for models never run on the device (docs/calibration.md).
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <memory>
 #include <set>
 #include <sstream>
 
@@ -279,12 +281,23 @@ int run_fit(const FitOpts& o) {
   fo.seed = o.seed;
   fo.use_min = o.statistic == "min";
   fo.speed_normalize = !o.raw_times;
+  auto progress = std::make_unique<Progress>();  // ended before the results are printed
+  const auto t0 = std::chrono::steady_clock::now();
+  fo.on_kind = [&](calib::ModelKind k, int i, int n) {
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "cross-validating %s (%d of %d, %d folds), %.1fs",
+                  calib::model_kind_name(k), i + 1, n, o.folds, s);
+    progress->update(buf);
+  };
   calib::FitReport r;
   try {
     r = calib::fit_profile(p, fo);
   } catch (const Error& e) {
+    progress.reset();
     fail("profile '", o.profile, "': ", e.what());
   }
+  progress.reset();
   const nlohmann::json j = calib::fit_report_json(r, fo);
   p.fit = j;
   p.fit["fitted"] = calib::utc_now_iso();

@@ -52,13 +52,17 @@ FitReport fit_profile(const Profile& profile, const FitOptions& o) {
   r.noise_models = int(first.size());
   r.noise_within_10pct = noise_within_10pct(first, second);
   r.noise_within_10pct_raw = noise_within_10pct(first_raw, second_raw);
+  std::vector<ModelKind> kinds;
   for (ModelKind k : kModelKinds) {
-    // layer_knn needs per-layer times, which profiles of earlier versions lack.
-    if (needs_layer_times(k) && r.layer_timed < std::max(kMinProfileModels, kMinFitModels)) {
+    // The layer models need per-layer times, which profiles of earlier versions lack.
+    if (needs_layer_times(k) && r.layer_timed < std::max(kMinProfileModels, kMinFitModels))
       r.skipped.push_back(model_kind_name(k));
-      continue;
-    }
-    r.models.push_back(cross_validate(k, r.features, r.measured_ms, o.folds, o.seed));
+    else
+      kinds.push_back(k);
+  }
+  for (size_t i = 0; i < kinds.size(); ++i) {
+    if (o.on_kind) o.on_kind(kinds[i], int(i), int(kinds.size()));
+    r.models.push_back(cross_validate(kinds[i], r.features, r.measured_ms, o.folds, o.seed));
   }
   for (size_t i = 1; i < r.models.size(); ++i) {
     const Scores& a = r.models[i].scores;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -23,6 +24,8 @@ struct FitOptions {
   // Scale every measurement to the profile's reference speed (its speed probe, Profile::probe_ref)
   // before anything else; measurements without a probe stay as they are.
   bool speed_normalize = true;
+  // Called before each kind is cross-validated (its index among the kinds fitted, their count).
+  std::function<void(ModelKind, int, int)> on_kind;
 };
 
 struct FitReport {
