@@ -6,6 +6,8 @@
 //
 // Gradients: each node's gradient has its output's layout. A node with several consumers gets
 // one buffer per edge, summed before its own backward step. The image never gets a gradient.
+#include <omp.h>
+
 #include <cstring>
 #include <functional>
 #include <map>
@@ -712,13 +714,54 @@ void Plan::build_concat(int i) {
   bool channels_last = true;
   for (const auto& md : mds) channels_last &= md == memory::desc(md.dims(), dt::f32, tag::nhwc);
   const memory::desc nhwc_out({n_, node.out.c, node.out.h, node.out.w}, dt::f32, tag::nhwc);
-  dnnl::concat::primitive_desc pd = channels_last
-                                        ? dnnl::concat::primitive_desc(nhwc_out, 1, mds, eng_)
-                                        : dnnl::concat::primitive_desc(1, mds, eng_);
-  memory dst = new_mem(pd.dst_desc());
-  args[DNNL_ARG_DST] = dst;
-  r.fwd.push_back(exec(dnnl::concat(pd), args));
-  set_output(i, dst);
+  if (channels_last) {
+    // A channels-last concat copies each pixel's channel runs. oneDNN's generic kernel pays about
+    // 7 ns per run (21 us for 4 inputs at 28x28); a plain loop pays less.
+    memory dst = new_mem(nhwc_out);
+    std::vector<memory> srcs;
+    std::vector<int> channels;
+    for (size_t k = 0; k < node.inputs.size(); ++k) {
+      srcs.push_back(rt_[node.inputs[k]].out);
+      channels.push_back(g_.nodes[node.inputs[k]].out.c);
+    }
+    const int64_t pixels = int64_t(n_) * node.out.h * node.out.w;
+    const int c_out = node.out.c;
+    std::vector<const float*> from(srcs.size());
+    r.fwd.push_back([dst, srcs, channels, pixels, c_out, from]() mutable {
+      float* d = static_cast<float*>(dst.get_data_handle());
+      for (size_t k = 0; k < srcs.size(); ++k)
+        from[k] = static_cast<const float*>(srcs[k].get_data_handle());
+      // Pixel by pixel: the output is written once, in order; the runs are short (a few to a
+      // few dozen floats), so a plain loop beats a memcpy call per run.
+      auto copy = [&](int64_t p0, int64_t p1) {
+        for (int64_t p = p0; p < p1; ++p) {
+          float* o = d + p * c_out;
+          for (size_t k = 0; k < from.size(); ++k) {
+            const int c = channels[k];
+            const float* src = from[k] + p * c;
+            for (int j = 0; j < c; ++j) o[j] = src[j];
+            o += c;
+          }
+        }
+      };
+      if (pixels * c_out < (1 << 16)) {
+        copy(0, pixels);  // batch 1: no parallel region (entering one costs more than the copy)
+        return;
+      }
+#pragma omp parallel
+      {
+        const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+        copy(pixels * t / nt, pixels * (t + 1) / nt);
+      }
+    });
+    set_output(i, dst);
+  } else {
+    dnnl::concat::primitive_desc pd(1, mds, eng_);
+    memory dst = new_mem(pd.dst_desc());
+    args[DNNL_ARG_DST] = dst;
+    r.fwd.push_back(exec(dnnl::concat(pd), args));
+    set_output(i, dst);
+  }
   if (!train_) return;
   // Split the gradient through a plain copy (sub-memories of blocked layouts need aligned
   // channel offsets).
