@@ -218,25 +218,18 @@ int run_measure(const MeasureOpts& o) {
   std::snprintf(buf, sizeof buf, "%s: %d models measured (%d measurements flagged noisy), %.1fs",
                 o.out.c_str(), measured, noisy, seconds);
   progress.line(buf);
-  // How steady the machine was: the share of models whose first two measurements agree within
-  // +-10% at the reference speed, the ceiling of any latency model fitted on this profile.
-  std::vector<double> first, second;
-  const double ref = profile.probe_ref();
-  for (const auto& m : profile.models) {
-    if (m.measurements.size() < 2) continue;
-    first.push_back(calib::ProfileModel::value(m.measurements[0], false, ref));
-    second.push_back(calib::ProfileModel::value(m.measurements[1], false, ref));
-  }
-  const double ceiling = first.empty() ? NAN : calib::noise_within_10pct(first, second);
-  if (!first.empty()) {
+  // How steady the machine was: the ceiling of any latency model fitted on this profile.
+  int pairs = 0;
+  const double ceiling = calib::noise_within_10pct(profile, false, profile.probe_ref(), &pairs);
+  if (pairs > 0) {
     std::snprintf(buf, sizeof buf,
-                  "noise ceiling: the two measurements of %.1f%% of %zu models agree within "
+                  "noise ceiling: the two measurements of %.1f%% of %d models agree within "
                   "+-10%%",
-                  100 * ceiling, first.size());
+                  100 * ceiling, pairs);
     progress.line(buf);
-    size_t rounds = 0;
-    for (const auto& m : profile.models) rounds = std::max(rounds, m.measurements.size());
     if (ceiling < 0.9) {
+      size_t rounds = 0;
+      for (const auto& m : profile.models) rounds = std::max(rounds, m.measurements.size());
       std::snprintf(buf, sizeof buf,
                     "the machine was busy while measuring (noise ceiling below 90%%): latency "
                     "models fitted on this profile are held back by it; rerun with --rounds %zu "

@@ -63,6 +63,9 @@ void BoostedTrees::fit(std::span<const double> x, int features, std::span<const 
   std::mt19937_64 rng(o.seed);
   std::uniform_real_distribution<double> unif(0, 1);
   constexpr size_t B = kMaxBins;
+  // Per active node, feature and bin: residual sum and count (reused: no allocation per level).
+  std::vector<double> hsum;
+  std::vector<int> hcnt;
 
   for (int t = 0; t < o.trees; ++t) {
     for (size_t i = 0; i < n; ++i) resid[i] = y[i] - pred[i];
@@ -91,8 +94,8 @@ void BoostedTrees::fit(std::span<const double> x, int features, std::span<const 
       // Histograms of residual sums and counts of every active node, feature and bin.
       std::vector<int> slot(tree.feature.size(), -1);
       for (size_t s = 0; s < active.size(); ++s) slot[size_t(active[s])] = int(s);
-      std::vector<double> hsum(active.size() * F * B, 0.0);
-      std::vector<int> hcnt(active.size() * F * B, 0);
+      hsum.assign(active.size() * F * B, 0.0);
+      hcnt.assign(active.size() * F * B, 0);
       for (size_t i = 0; i < n; ++i) {
         if (node_of[i] < 0 || slot[size_t(node_of[i])] < 0) continue;
         const size_t base = size_t(slot[size_t(node_of[i])]) * F * B;

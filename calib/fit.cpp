@@ -11,11 +11,21 @@
 
 namespace iotnas::calib {
 
+double noise_within_10pct(const Profile& p, bool use_min, double probe_ref, int* models) {
+  std::vector<double> first, second;
+  for (const auto& m : p.models) {
+    if (m.measurements.size() < 2) continue;
+    first.push_back(ProfileModel::value(m.measurements[0], use_min, probe_ref));
+    second.push_back(ProfileModel::value(m.measurements[1], use_min, probe_ref));
+  }
+  if (models) *models = int(first.size());
+  return noise_within_10pct(std::span<const double>(first), std::span<const double>(second));
+}
+
 FitReport fit_profile(const Profile& profile, const FitOptions& o) {
   Profile p = profile;
   p.smooth_probes();  // a profile built in memory has not been through parse_profile
   FitReport r;
-  std::vector<double> first, second, first_raw, second_raw;
   r.probe_ref_ms = o.speed_normalize ? p.probe_ref() : 0;
   const double ref = r.probe_ref_ms;
   for (size_t i = 0; i < p.models.size(); ++i) {
@@ -39,19 +49,12 @@ FitReport fit_profile(const Profile& profile, const FitOptions& o) {
     r.used.push_back(i);
     r.measured_ms.push_back(lat);
     r.features.push_back(std::move(f));
-    if (m.measurements.size() >= 2) {
-      first.push_back(ProfileModel::value(m.measurements[0], o.use_min, ref));
-      second.push_back(ProfileModel::value(m.measurements[1], o.use_min, ref));
-      first_raw.push_back(ProfileModel::value(m.measurements[0], o.use_min, 0));
-      second_raw.push_back(ProfileModel::value(m.measurements[1], o.use_min, 0));
-    }
   }
   if (int(r.used.size()) < kMinProfileModels)
     fail("the profile has ", r.used.size(), " measured models; fitting needs at least ",
          kMinProfileModels, " (measure more with `iotnas calib measure --n N`)");
-  r.noise_models = int(first.size());
-  r.noise_within_10pct = noise_within_10pct(first, second);
-  r.noise_within_10pct_raw = noise_within_10pct(first_raw, second_raw);
+  r.noise_within_10pct = noise_within_10pct(p, o.use_min, ref, &r.noise_models);
+  r.noise_within_10pct_raw = noise_within_10pct(p, o.use_min, 0);
   std::vector<ModelKind> kinds;
   for (ModelKind k : kModelKinds) {
     // The layer models need per-layer times, which profiles of earlier versions lack.

@@ -46,6 +46,11 @@ struct FitReport {
 
 // Throws iotnas::Error when the profile has fewer than kMinProfileModels measured models or a
 // model spec fails shape inference.
+// The profile's noise ceiling: the share of its models with two measurements whose first two
+// agree within +-10% (each scaled to probe_ref when > 0, see ProfileModel::value); NaN when no
+// model has two. `models` (when given) receives how many had two.
+double noise_within_10pct(const Profile& p, bool use_min, double probe_ref, int* models = nullptr);
+
 FitReport fit_profile(const Profile& p, const FitOptions& o = {});
 // The report as `iotnas calib fit --json` prints it: best_model, within_10pct, r2, mdape,
 // models {kind: {r2, mdape, within_10pct}}, noise_within_10pct, plus counts and the fitted model.

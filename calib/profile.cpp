@@ -348,6 +348,7 @@ bool measure_profile(Profile& p, std::span<const Candidate> plan, const MeasureC
   auto last_save = t0;
   int done = 0;
   auto finish = [&] {
+    p.smooth_probes();  // the new measurements' neighbours
     p.updated = utc_now_iso();
     if (p.created.empty()) p.created = p.updated;
     if (save) save();
@@ -364,7 +365,6 @@ bool measure_profile(Profile& p, std::span<const Candidate> plan, const MeasureC
       x.round = round;
       x.device = device_index;
       m.measurements.push_back(x);
-      p.smooth_probes();
       ++done;
       const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
       if (progress) {
