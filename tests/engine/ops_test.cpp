@@ -306,7 +306,9 @@ void check_program_differences(const Harness& h, BackendKind backend, const std:
   const double base = loss();
   std::mt19937_64 rng(seed);
   int checked = 0;
-  for (int t = 0; t < 12; ++t) {
+  // Up to 36 parameters until 12 were checked: a batch norm over 3 values (1x1 maps, batch 3)
+  // curves so much that for some weights most steps straddle a kink.
+  for (int t = 0; t < 36 && checked < 12; ++t) {
     const size_t i = rng() % size_t(h.probe_offset);
     const float keep = params[i];
     const float step = 1e-2f * std::max(1.0f, std::abs(keep));
