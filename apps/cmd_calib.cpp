@@ -16,7 +16,7 @@
 #include "calib/fit.hpp"
 #include "calib/profile.hpp"
 #include "engine/reference_models.hpp"
-#include "kernels/error.hpp"
+#include "kernels/base/error.hpp"
 #include "search/ga.hpp"
 #include "search/law.hpp"
 #include "search/windows.hpp"
@@ -74,7 +74,7 @@ std::vector<calib::Candidate> plan_models(const std::vector<const search::Space*
   for (size_t ci = 0; ci < cells.size(); ++ci) {
     const Cell& c = cells[ci];
     if (c.count == 0) continue;
-    const uint64_t cell_seed = search::derive_seed(seed, ci);
+    const uint64_t cell_seed = derive_seed(seed, ci);
     std::vector<search::Law> laws;
     try {
       search::GaConfig ga;

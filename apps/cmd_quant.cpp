@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "apps/commands.hpp"
-#include "kernels/error.hpp"
+#include "kernels/base/error.hpp"
 #include "kernels/round/round.hpp"
 #include "quant/format.hpp"
 

@@ -15,7 +15,8 @@
 #include "apps/store.hpp"
 #include "engine/checkpoint.hpp"
 #include "engine/model.hpp"
-#include "kernels/error.hpp"
+#include "engine/util/files.hpp"
+#include "kernels/base/error.hpp"
 #include "kernels/round/round.hpp"
 #include "quant/format.hpp"
 #include "search/front.hpp"
@@ -68,7 +69,7 @@ int run_front(const FrontOpts& o) {
   const auto fronts = compute_fronts(r);
   store_fronts(store, r, fronts);
   const std::string csv = o.csv.empty() ? o.run + "/fronts.csv" : o.csv;
-  search::write_file_atomic(csv, fronts_csv(r, fronts));
+  write_file_atomic(csv, fronts_csv(r, fronts));
   if (o.json) {
     json j = json::object();
     for (const auto& f : fronts) {
@@ -148,7 +149,7 @@ int run_export(const ExportOpts& o) {
   j["weight_bytes"] = quant::weight_bytes(int64_t(rounded.size()), f);
   j["spec"] = json::parse(spec_to_json(inference.spec, -1));
   j["params"] = rounded;
-  search::write_file_atomic(o.out, j.dump() + "\n");
+  write_file_atomic(o.out, j.dump() + "\n");
   std::printf("wrote %s: model %lld (%s) in %s, %lld parameters, %lld weight bytes\n",
               o.out.c_str(), (long long)m->id, m->name.c_str(), quant::format_label(f).c_str(),
               (long long)rounded.size(),

@@ -13,7 +13,9 @@
 
 #include "apps/commands.hpp"
 #include "apps/common.hpp"
-#include "kernels/error.hpp"
+#include "engine/util/files.hpp"
+#include "engine/util/plot.hpp"
+#include "kernels/base/error.hpp"
 #include "search/ga.hpp"
 #include "search/law.hpp"
 #include "search/report.hpp"

@@ -8,7 +8,7 @@
 #include "apps/common.hpp"
 #include "engine/graph.hpp"
 #include "engine/reference_models.hpp"
-#include "kernels/error.hpp"
+#include "kernels/base/error.hpp"
 
 namespace iotnas::apps {
 

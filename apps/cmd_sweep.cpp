@@ -8,7 +8,7 @@
 #include "apps/commands.hpp"
 #include "apps/progress.hpp"
 #include "engine/checkpoint.hpp"
-#include "kernels/error.hpp"
+#include "kernels/base/error.hpp"
 #include "quant/sweep.hpp"
 
 namespace iotnas::apps {

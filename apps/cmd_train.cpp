@@ -14,7 +14,7 @@
 #include "engine/reference_models.hpp"
 #include "engine/trainer.hpp"
 #include "iotnas/config.hpp"
-#include "kernels/error.hpp"
+#include "kernels/base/error.hpp"
 
 namespace iotnas::apps {
 

@@ -7,7 +7,7 @@
 
 #include "engine/data.hpp"
 #include "engine/reference_models.hpp"
-#include "kernels/error.hpp"
+#include "kernels/base/error.hpp"
 #include "search/space.hpp"
 
 namespace iotnas::apps {

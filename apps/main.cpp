@@ -4,7 +4,7 @@
 #include <exception>
 
 #include "apps/commands.hpp"
-#include "kernels/error.hpp"
+#include "kernels/base/error.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{

@@ -18,7 +18,7 @@
 #include "engine/model.hpp"
 #include "engine/reference_models.hpp"
 #include "engine/trainer.hpp"
-#include "kernels/error.hpp"
+#include "kernels/base/error.hpp"
 #include "quant/sweep.hpp"
 #include "search/front.hpp"
 #include "search/law.hpp"

@@ -15,7 +15,10 @@
 #include "calib/latency_model.hpp"
 #include "calib/profile.hpp"
 #include "engine/spec.hpp"
-#include "kernels/error.hpp"
+#include "engine/util/files.hpp"
+#include "engine/util/plot.hpp"
+#include "kernels/base/error.hpp"
+#include "kernels/round/format.hpp"
 #include "search/law.hpp"
 
 namespace iotnas::apps {
@@ -30,9 +33,7 @@ std::string fmt(const char* f, double v) {
   return buf;
 }
 
-std::string format_label(int w, int t) {
-  return "T(" + std::to_string(w) + "," + std::to_string(t) + ")";
-}
+using kernels::format_label;
 
 json maybe(double v) {
   return std::isnan(v) ? json(nullptr) : json(v);
@@ -365,7 +366,7 @@ std::string reference_points_csv(const std::vector<ReferencePoint>& points) {
 }
 
 bool have_gnuplot() {
-  return std::system("command -v gnuplot >/dev/null 2>&1") == 0;
+  return !find_gnuplot().empty();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -520,7 +521,7 @@ std::string plot_fronts(const std::string& dir, const std::string& name, const s
     std::string data;
     for (const auto& c : r.candidates)
       data += std::to_string(c.weight_bytes) + " " + fmt("%.4f", c.accuracy * 100) + "\n";
-    search::write_file_atomic((plots / (name + "_all.dat")).string(), data);
+    write_file_atomic((plots / (name + "_all.dat")).string(), data);
     plot += "'" + (plots / (name + "_all.dat")).string() +
             "' using 1:2 with points pt 7 ps 0.3 lc rgb '#cccccc' title 'all (model, format)', ";
   }
@@ -532,7 +533,7 @@ std::string plot_fronts(const std::string& dir, const std::string& name, const s
               fmt("%.4f", c.accuracy * 100) + "\n";
     }
     const fs::path file = plots / (name + "_" + slug(fronts[k]->name) + ".dat");
-    search::write_file_atomic(file.string(), data);
+    write_file_atomic(file.string(), data);
     std::string label = fronts[k]->name.substr(fronts[k]->name.find(':') + 1);
     const std::string lc = " lc " + std::to_string(k + 1);
     plot += "'" + file.string() + "' using 1:2 with steps lw 2" + lc + " title '" + label + "', '" +
@@ -544,9 +545,8 @@ std::string plot_fronts(const std::string& dir, const std::string& name, const s
   script += "set terminal pngcairo size 900,560\nset output '" +
             (plots / (name + ".png")).string() + "'\nreplot\n";
   const fs::path gp = plots / (name + ".gp");
-  search::write_file_atomic(gp.string(), script);
-  const std::string cmd = "gnuplot '" + gp.string() + "' >/dev/null 2>&1";
-  if (std::system(cmd.c_str()) != 0) return "";
+  write_file_atomic(gp.string(), script);
+  if (!run_gnuplot(find_gnuplot(), plots.string(), gp.string()).empty()) return "";
   return "plots/" + name + ".svg";
 }
 
@@ -579,7 +579,7 @@ std::vector<std::string> write_report(Store& store, const std::string& dir,
     const auto fronts = compute_fronts(*res);
     store_fronts(store, *res, fronts);
     const std::string csv_path = (fs::path(dir) / "fronts.csv").string();
-    search::write_file_atomic(csv_path, fronts_csv(*res, fronts));
+    write_file_atomic(csv_path, fronts_csv(*res, fronts));
     written.push_back(csv_path);
 
     // Constraint answers for the run config's constraints.
@@ -680,7 +680,7 @@ std::vector<std::string> write_report(Store& store, const std::string& dir,
              pct(p.front_any)});
       b.push_back({Block::table, "", t});
       const std::string path = (fs::path(dir) / "reference_points.csv").string();
-      search::write_file_atomic(path, reference_points_csv(refs));
+      write_file_atomic(path, reference_points_csv(refs));
       written.push_back(path);
     }
 
@@ -745,8 +745,8 @@ std::vector<std::string> write_report(Store& store, const std::string& dir,
 
   const std::string md_path = (fs::path(dir) / "report.md").string();
   const std::string html_path = (fs::path(dir) / "report.html").string();
-  search::write_file_atomic(md_path, "# iotnas run report\n" + render_md(b));
-  search::write_file_atomic(html_path, render_html("iotnas run report", b, dir));
+  write_file_atomic(md_path, "# iotnas run report\n" + render_md(b));
+  write_file_atomic(html_path, render_html("iotnas run report", b, dir));
   written.push_back(md_path);
   written.push_back(html_path);
   return written;

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "engine/graph.hpp"
+#include "engine/util/hash.hpp"
 
 struct sqlite3;
 
@@ -30,10 +31,6 @@ namespace iotnas::apps {
 
 inline constexpr int kStoreSchemaVersion = 1;
 inline constexpr const char* kStoreFile = "iotnas.sqlite";
-
-// Lower-case hex SHA-256 of the parts, each prefixed by its length (so {"ab","c"} != {"a","bc"}).
-std::string unit_key(std::initializer_list<std::string_view> parts);
-std::string sha256_hex(std::string_view data);
 
 // A law set learned for one (space, metric, window).
 struct LawsRow {

@@ -32,7 +32,7 @@
 #include "engine/reference_models.hpp"
 #include "engine/trainer.hpp"
 #include "kernels/backends.hpp"
-#include "kernels/error.hpp"
+#include "kernels/base/error.hpp"
 
 namespace {
 

@@ -17,7 +17,7 @@
 #include <sstream>
 
 #include "engine/reference_models.hpp"
-#include "kernels/error.hpp"
+#include "kernels/base/error.hpp"
 #include "quant/sweep.hpp"
 
 using namespace iotnas;

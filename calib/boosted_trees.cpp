@@ -4,7 +4,8 @@
 #include <cmath>
 #include <random>
 
-#include "kernels/error.hpp"
+#include "engine/util/rng.hpp"
+#include "kernels/base/error.hpp"
 
 namespace iotnas::calib {
 
@@ -61,7 +62,6 @@ void BoostedTrees::fit(std::span<const double> x, int features, std::span<const 
   std::vector<double> pred(n, base_), resid(n);
   std::vector<int> node_of(n);
   std::mt19937_64 rng(o.seed);
-  std::uniform_real_distribution<double> unif(0, 1);
   constexpr size_t B = kMaxBins;
   // Per active node, feature and bin: residual sum and count (reused: no allocation per level).
   std::vector<double> hsum;
@@ -71,7 +71,7 @@ void BoostedTrees::fit(std::span<const double> x, int features, std::span<const 
     for (size_t i = 0; i < n; ++i) resid[i] = y[i] - pred[i];
     size_t in_sample = 0;
     for (size_t i = 0; i < n; ++i) {
-      node_of[i] = unif(rng) < o.subsample ? 0 : -1;
+      node_of[i] = uniform_unit(rng) < o.subsample ? 0 : -1;
       in_sample += node_of[i] == 0;
     }
     if (in_sample < size_t(2 * o.min_leaf))

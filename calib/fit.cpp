@@ -7,7 +7,9 @@
 #include <fstream>
 #include <set>
 
-#include "kernels/error.hpp"
+#include "engine/util/files.hpp"
+#include "engine/util/plot.hpp"
+#include "kernels/base/error.hpp"
 
 namespace iotnas::calib {
 
@@ -116,16 +118,6 @@ LatencyModel fitted_model(const Profile& p, const std::string& origin) {
 
 namespace {
 
-std::string shell_quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-void write_text(const std::string& path, const std::string& text) {
-  write_file_atomic(path, text);
-}
-
 // Both terminals from one script: the body is written once per terminal.
 std::string two_terminals(const std::string& stem, const std::string& body) {
   return "set terminal pngcairo noenhanced size 900,650\nset output '" + stem + ".png'\n" + body +
@@ -154,7 +146,7 @@ std::vector<std::string> write_plots(const std::string& dir, const Profile& p, c
                     m.id.c_str(), (long long)m.params, (long long)m.flops, r.measured_ms[k], a, b);
       csv += buf;
     }
-    write_text(dir + "/latency_vs_flops.csv", csv);
+    write_file_atomic(dir + "/latency_vs_flops.csv", csv);
     written.push_back(dir + "/latency_vs_flops.csv");
     std::string list;
     for (const auto& s : spaces) list += (list.empty() ? "" : " ") + s;
@@ -166,7 +158,7 @@ std::vector<std::string> write_plots(const std::string& dir, const Profile& p, c
         list +
         "'] 'latency_vs_flops.csv' skip 1 using "
         "(strcol(1) eq s ? $4 : 1/0):5 with points pt 7 ps 0.6 title s\n";
-    write_text(dir + "/latency_vs_flops.gp", two_terminals("latency_vs_flops", body));
+    write_file_atomic(dir + "/latency_vs_flops.gp", two_terminals("latency_vs_flops", body));
     written.push_back(dir + "/latency_vs_flops.gp");
   }
   {
@@ -185,7 +177,7 @@ std::vector<std::string> write_plots(const std::string& dir, const Profile& p, c
       }
       csv += "\n";
     }
-    write_text(dir + "/predicted_vs_measured.csv", csv);
+    write_file_atomic(dir + "/predicted_vs_measured.csv", csv);
     written.push_back(dir + "/predicted_vs_measured.csv");
     std::string plot = "plot ";
     for (size_t i = 0; i < r.models.size(); ++i) {
@@ -205,13 +197,15 @@ std::vector<std::string> write_plots(const std::string& dir, const Profile& p, c
         "set xlabel 'measured latency (ms)'\nset ylabel 'predicted latency, held out (ms)'\n"
         "set title 'Latency models, 5-fold cross-validation'\n" +
         plot;
-    write_text(dir + "/predicted_vs_measured.gp", two_terminals("predicted_vs_measured", body));
+    write_file_atomic(dir + "/predicted_vs_measured.gp",
+                      two_terminals("predicted_vs_measured", body));
     written.push_back(dir + "/predicted_vs_measured.gp");
   }
-  if (render && std::system("command -v gnuplot >/dev/null 2>&1") == 0) {
+  const std::string gnuplot = render ? find_gnuplot() : "";
+  if (!gnuplot.empty()) {
     for (const char* stem : {"latency_vs_flops", "predicted_vs_measured"}) {
-      const std::string cmd = "cd " + shell_quote(dir) + " && gnuplot " + stem + ".gp 2>&1";
-      if (std::system(cmd.c_str()) != 0) fail("gnuplot failed on ", dir, "/", stem, ".gp");
+      const std::string why = run_gnuplot(gnuplot, dir, std::string(stem) + ".gp");
+      if (!why.empty()) fail(why);
       written.push_back(dir + "/" + stem + ".png");
       written.push_back(dir + "/" + stem + ".svg");
     }

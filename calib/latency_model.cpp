@@ -6,7 +6,7 @@
 #include <numeric>
 #include <random>
 
-#include "kernels/error.hpp"
+#include "kernels/base/error.hpp"
 
 namespace iotnas::calib {
 

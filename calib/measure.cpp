@@ -12,14 +12,14 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <random>
 
 #include "engine/model.hpp"
 #include "engine/program.hpp"
 #include "engine/reference_models.hpp"
+#include "engine/util/rng.hpp"
 #include "iotnas/config.hpp"
+#include "kernels/base/error.hpp"
 #include "kernels/cpu_features.hpp"
-#include "kernels/error.hpp"
 
 namespace iotnas::calib {
 
@@ -91,9 +91,8 @@ Measurement measure_latency(const ModelSpec& spec, const MeasureConfig& cfg) {
   check_measure_config(cfg);
   const Model folded = fold_batch_norm(make_model(spec, cfg.seed));
   std::vector<float> input(size_t(folded.graph.input.size()));
-  std::mt19937 gen(uint32_t(cfg.seed));
-  std::normal_distribution<float> dist(0.f, 1.f);
-  for (float& x : input) x = dist(gen);
+  Rng gen(cfg.seed);
+  for (float& x : input) x = float(gen.normal());
   std::vector<float> state = folded.state;
 
   ThreadScope threads(cfg.threads);

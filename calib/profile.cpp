@@ -12,7 +12,8 @@
 #include <sstream>
 
 #include "engine/graph.hpp"
-#include "kernels/error.hpp"
+#include "engine/util/files.hpp"
+#include "kernels/base/error.hpp"
 
 namespace iotnas::calib {
 

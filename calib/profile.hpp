@@ -4,8 +4,6 @@
 // profile is rewritten atomically as measurements arrive, and a rerun keeps what was measured.
 #pragma once
 
-#include "engine/files.hpp"
-
 #include <atomic>
 #include <cmath>
 #include <cstdint>
@@ -81,7 +79,6 @@ Profile parse_profile(std::string_view text, const std::string& origin);
 Profile load_profile(const std::string& path);
 // Atomic (temporary file + rename): a killed process never leaves a half-written profile.
 void save_profile(const std::string& path, const Profile& p);
-using iotnas::write_file_atomic;  // engine/files.hpp
 
 // A model to measure.
 struct Candidate {

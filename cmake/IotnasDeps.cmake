@@ -25,6 +25,18 @@ iotnas_require(nlohmann_json_FOUND "nlohmann JSON" "nlohmann-json3-dev")
 find_package(CLI11 QUIET)
 iotnas_require(CLI11_FOUND "CLI11" "libcli11-dev")
 
+# SHA-256 for the store's unit keys (engine/util/hash.cpp).
+find_path(IOTNAS_NETTLE_INCLUDE nettle/sha2.h)
+find_library(IOTNAS_NETTLE_LIBRARY nettle)
+set(nettle_FOUND OFF)
+if(IOTNAS_NETTLE_INCLUDE AND IOTNAS_NETTLE_LIBRARY)
+  set(nettle_FOUND ON)
+  add_library(Nettle::nettle UNKNOWN IMPORTED)
+  set_target_properties(Nettle::nettle PROPERTIES IMPORTED_LOCATION "${IOTNAS_NETTLE_LIBRARY}"
+                        INTERFACE_INCLUDE_DIRECTORIES "${IOTNAS_NETTLE_INCLUDE}")
+endif()
+iotnas_require(nettle_FOUND "Nettle (SHA-256)" "nettle-dev")
+
 find_package(SQLite3 QUIET)
 iotnas_require(SQLite3_FOUND "SQLite 3" "libsqlite3-dev")
 

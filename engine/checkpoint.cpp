@@ -15,7 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/graph.hpp"
-#include "kernels/error.hpp"
+#include "kernels/base/error.hpp"
 
 namespace iotnas {
 

@@ -12,7 +12,8 @@
 #include <fstream>
 #include <numeric>
 
-#include "kernels/error.hpp"
+#include "engine/util/rng.hpp"
+#include "kernels/base/error.hpp"
 
 namespace iotnas {
 
@@ -26,19 +27,7 @@ constexpr int kCifarRecord = 1 + kCifarPixels;
 constexpr int kPad = 4;                             // augmentation: random crop from zero padding 4
 constexpr int64_t kMaxIdxBytes = int64_t(1) << 33;  // 8 GiB: anything larger is a damaged header
 
-// ---- deterministic random numbers (the same on every platform, unlike <random>'s distributions)
-
-uint64_t mix64(uint64_t x) {  // splitmix64's finaliser
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-// A stream key from a seed and two coordinates (epoch, position, class, ...).
-uint64_t stream_key(uint64_t seed, uint64_t a, uint64_t b) {
-  return mix64(mix64(mix64(seed) ^ a) ^ b);
-}
+// ---- random streams (engine/util/rng.hpp): one StreamRng per (seed, tag, coordinate)
 
 // Stream tags, so that shuffling, augmentation and the rest never share a stream.
 enum : uint64_t {
@@ -48,34 +37,10 @@ enum : uint64_t {
   kTagSynthetic = 0x5359,
 };
 
-class Rng {
- public:
-  explicit Rng(uint64_t key) : state_(key) {}
-  uint64_t next() { return mix64(state_ += 0x9e3779b97f4a7c15ULL); }
-  // Uniform in [0, n), n >= 1, without modulo bias (Lemire's multiply-and-reject).
-  uint64_t below(uint64_t n) {
-    unsigned __int128 m = (unsigned __int128)next() * n;
-    if (uint64_t(m) < n) {
-      const uint64_t threshold = (0 - n) % n;
-      while (uint64_t(m) < threshold) m = (unsigned __int128)next() * n;
-    }
-    return uint64_t(m >> 64);
-  }
-  double uniform() { return double(next() >> 11) * 0x1.0p-53; }  // [0, 1)
-
- private:
-  uint64_t state_;
-};
-
 // dst[k] = src[k] * scale + bias: the Batcher's normalisation, (x/255 - mean) / stddev.
 void normalise(const uint8_t* __restrict src, float* __restrict dst, int64_t n, float scale,
                float bias) {
   for (int64_t k = 0; k < n; ++k) dst[k] = float(src[k]) * scale + bias;
-}
-
-template <typename T>
-void shuffle(std::vector<T>& v, Rng& rng) {
-  for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[rng.below(i)]);
 }
 
 // ---- IDX --------------------------------------------------------------------------------------
@@ -546,13 +511,13 @@ Dataset make_synthetic(int64_t n_train, int64_t n_test, Shape shape, int classes
                       std::vector<uint8_t>& labels) {
     labels.resize(n);
     for (int64_t i = 0; i < n; ++i) labels[i] = uint8_t(i % classes);
-    Rng order(stream_key(seed, kTagSynthetic, split));
+    StreamRng order(stream_key(seed, kTagSynthetic, split));
     shuffle(labels, order);
     images.resize(n * size);
     const double pi = 3.14159265358979323846;
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; ++i) {
-      Rng rng(stream_key(seed, split * 0x100000000ULL + kTagSynthetic, uint64_t(i)));
+      StreamRng rng(stream_key(seed, split * 0x100000000ULL + kTagSynthetic, uint64_t(i)));
       const int label = labels[i];
       // Mean brightness rises with the class; stripes turn by 180/classes degrees per class.
       const double level = 128.0 + 40.0 * (2.0 * label / (classes - 1) - 1.0);
@@ -593,7 +558,7 @@ TrainValSplit validation_split(const Dataset& ds, double val_fraction, uint64_t 
   for (int c = 0; c < ds.classes; ++c) {
     std::vector<int32_t>& idx = per_class[c];
     const size_t n_val = size_t(std::llround(val_fraction * double(idx.size())));
-    Rng rng(stream_key(seed, kTagSplit, uint64_t(c)));
+    StreamRng rng(stream_key(seed, kTagSplit, uint64_t(c)));
     // Partial Fisher-Yates: the first n_val positions become a uniform random choice.
     for (size_t i = 0; i < n_val; ++i) std::swap(idx[i], idx[i + rng.below(idx.size() - i)]);
     for (size_t i = 0; i < n_val; ++i) is_val[idx[i]] = 1;
@@ -684,7 +649,7 @@ void Batcher::start_epoch(int epoch) {
   pos_ = 0;
   order_ = indices_;
   if (options_.shuffle) {
-    Rng rng(stream_key(options_.seed, kTagShuffle, uint64_t(int64_t(epoch))));
+    StreamRng rng(stream_key(options_.seed, kTagShuffle, uint64_t(int64_t(epoch))));
     shuffle(order_, rng);
   }
 }

@@ -4,7 +4,7 @@
 #include <map>
 #include <queue>
 
-#include "kernels/error.hpp"
+#include "kernels/base/error.hpp"
 
 namespace iotnas {
 

@@ -4,7 +4,8 @@
 #include <map>
 #include <random>
 
-#include "kernels/error.hpp"
+#include "engine/util/rng.hpp"
+#include "kernels/base/error.hpp"
 
 namespace iotnas {
 
@@ -20,8 +21,8 @@ Model make_model(const ModelSpec& spec, uint64_t seed) {
     if (n.layer.op == Op::conv2d || n.layer.op == Op::dense) {
       const int64_t fan_in = n.weight_count / n.layer.out_channels;
       const float bound = 1.0f / std::sqrt(float(fan_in));
-      std::uniform_real_distribution<float> u(-bound, bound);
-      for (int64_t i = 0; i < n.weight_count + n.bias_count; ++i) p[i] = u(rng);
+      for (int64_t i = 0; i < n.weight_count + n.bias_count; ++i)
+        p[i] = uniform_float(rng, -bound, bound);
     } else if (n.layer.op == Op::batch_norm) {
       for (int64_t i = 0; i < n.weight_count; ++i) p[i] = 1.f;  // gamma; beta stays 0
       float* s = m.state.data() + n.state_offset;

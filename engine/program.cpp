@@ -1,6 +1,6 @@
 #include "engine/program.hpp"
 
-#include "kernels/error.hpp"
+#include "kernels/base/error.hpp"
 
 namespace iotnas {
 

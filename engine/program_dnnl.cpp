@@ -16,7 +16,7 @@
 
 #include "engine/program.hpp"
 #include "iotnas/config.hpp"
-#include "kernels/error.hpp"
+#include "kernels/base/error.hpp"
 
 #if IOTNAS_DNNL
 #include <oneapi/dnnl/dnnl.hpp>

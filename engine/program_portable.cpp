@@ -5,7 +5,7 @@
 #include <cstring>
 
 #include "engine/program.hpp"
-#include "kernels/error.hpp"
+#include "kernels/base/error.hpp"
 #include "kernels/portable/ops.hpp"
 
 namespace iotnas {

@@ -1,6 +1,6 @@
 #include "engine/reference_models.hpp"
 
-#include "kernels/error.hpp"
+#include "kernels/base/error.hpp"
 
 namespace iotnas {
 

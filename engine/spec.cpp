@@ -7,7 +7,7 @@
 #include <set>
 #include <sstream>
 
-#include "kernels/error.hpp"
+#include "kernels/base/error.hpp"
 
 namespace iotnas {
 

@@ -3,7 +3,7 @@
 #include <chrono>
 #include <cmath>
 
-#include "kernels/error.hpp"
+#include "kernels/base/error.hpp"
 #include "kernels/portable/ops.hpp"
 
 namespace iotnas {

@@ -1,7 +1,7 @@
 #include "kernels/backends.hpp"
 
 #include "iotnas/config.hpp"
-#include "kernels/error.hpp"
+#include "kernels/base/error.hpp"
 
 #if IOTNAS_DNNL
 #include <oneapi/dnnl/dnnl.hpp>

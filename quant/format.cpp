@@ -3,7 +3,7 @@
 #include <array>
 #include <charconv>
 
-#include "kernels/error.hpp"
+#include "kernels/base/error.hpp"
 
 namespace iotnas::quant {
 
@@ -55,7 +55,7 @@ std::string format_name(FloatFormat f) {
 }
 
 std::string format_label(FloatFormat f) {
-  return "T(" + std::to_string(f.w) + "," + std::to_string(f.t) + ")";
+  return kernels::format_label(f.w, f.t);
 }
 
 FloatFormat parse_format(std::string_view token) {

@@ -11,7 +11,7 @@
 #include <memory>
 
 #include "engine/program.hpp"
-#include "kernels/error.hpp"
+#include "kernels/base/error.hpp"
 #include "kernels/round/round.hpp"
 
 namespace iotnas::quant {

@@ -7,13 +7,13 @@
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config libdnnl-dev libeigen3-dev zlib1g-dev libsqlite3-dev
-          nlohmann-json3-dev libcli11-dev libgtest-dev libbenchmark-dev dataset-fashion-mnist
+          nettle-dev nlohmann-json3-dev libcli11-dev libgtest-dev libbenchmark-dev dataset-fashion-mnist
           gnuplot-nox)
 arm64_packages=()
 for arg in "$@"; do
   case "$arg" in
     --cross) packages+=(g++-aarch64-linux-gnu qemu-user-static)
-             arm64_packages=(zlib1g-dev:arm64 libsqlite3-dev:arm64 libgtest-dev:arm64) ;;
+             arm64_packages=(zlib1g-dev:arm64 libsqlite3-dev:arm64 nettle-dev:arm64 libgtest-dev:arm64) ;;
     --peer) packages+=(python3-torch libopenblas0-openmp python3-numpy) ;;
     -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option '$arg' (use --cross, --peer)" >&2; exit 2 ;;

@@ -6,7 +6,8 @@
 #include <map>
 #include <numeric>
 
-#include "kernels/error.hpp"
+#include "kernels/base/error.hpp"
+#include "kernels/round/format.hpp"
 
 namespace iotnas::search {
 
@@ -48,7 +49,7 @@ std::string fmt(const char* f, double v) {
 }
 
 std::string format_label(const Candidate& c) {
-  return "T(" + std::to_string(c.w) + "," + std::to_string(c.t) + ")";
+  return kernels::format_label(c.w, c.t);
 }
 
 std::string bytes_text(double b) {

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "kernels/error.hpp"
+#include "kernels/base/error.hpp"
 #include "search/spectral.hpp"
 
 namespace iotnas::search {

@@ -9,7 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "kernels/error.hpp"
+#include "engine/util/files.hpp"
+#include "kernels/base/error.hpp"
 
 namespace iotnas::search {
 

@@ -4,8 +4,6 @@
 // docs/search.md) carry laws between `iotnas laws`, `iotnas sample` and people.
 #pragma once
 
-#include "engine/files.hpp"
-
 #include <cmath>
 #include <cstdint>
 #include <optional>
@@ -16,7 +14,7 @@
 
 #include "engine/graph.hpp"
 #include "engine/spec.hpp"
-#include "search/rng.hpp"
+#include "engine/util/rng.hpp"
 #include "search/space.hpp"
 
 namespace iotnas::search {
@@ -88,7 +86,5 @@ LawSet load_laws_file(const std::string& path);
 void check_laws_space(const LawSet& set, const Space& space, const std::string& origin);
 // Writes atomically (temporary file + rename): a failed write leaves no half-written file.
 void save_laws_file(const std::string& path, const LawSet& set);
-
-using iotnas::write_file_atomic;  // engine/files.hpp
 
 }  // namespace iotnas::search

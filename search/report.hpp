@@ -57,12 +57,6 @@ nlohmann::json report_json(const SpaceReport& r);
 // A Markdown section for one space: reachable range, per-window and per-decade tables, baseline.
 std::string report_markdown(const SpaceReport& r);
 
-// The gnuplot executable on PATH, or "" when none is installed.
-std::string find_gnuplot();
-// Runs `gnuplot script` in `dir`. Returns "" on success, else why it failed.
-std::string run_gnuplot(const std::string& gnuplot, const std::string& dir,
-                        const std::string& script);
-
 struct WrittenFiles {
   std::vector<std::string> paths;  // every file written, in order
   std::string plot_note;           // why no PNG/SVG was made, "" when they were

@@ -1,6 +1,6 @@
 #include "search/space.hpp"
 
-#include "kernels/error.hpp"
+#include "kernels/base/error.hpp"
 
 namespace iotnas::search {
 

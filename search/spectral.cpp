@@ -9,8 +9,8 @@
 #include <cmath>
 #include <limits>
 
-#include "kernels/error.hpp"
-#include "search/rng.hpp"
+#include "engine/util/rng.hpp"
+#include "kernels/base/error.hpp"
 
 namespace iotnas::search {
 

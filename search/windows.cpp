@@ -6,7 +6,7 @@
 #include <chrono>
 #include <cmath>
 
-#include "kernels/error.hpp"
+#include "kernels/base/error.hpp"
 
 namespace iotnas::search {
 

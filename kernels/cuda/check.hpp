@@ -4,7 +4,7 @@
 
 #include <cuda_runtime_api.h>
 
-#include "kernels/error.hpp"
+#include "kernels/base/error.hpp"
 
 #define IOTNAS_CUDA_CHECK(call)                                                           \
   do {                                                                                    \

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "kernels/error.hpp"
+#include "kernels/base/error.hpp"
 #include "kernels/shapes.hpp"
 
 namespace iotnas::kernels::portable::detail {

@@ -8,10 +8,12 @@
 //   E = 2^w - 1:       Inf (F = 0) or NaN
 // w = 1 has bias 0 and no normal numbers: its finite values are k * 2^(1 - t), k < 2^t.
 //
-// Plain constexpr C++ with no dependencies, so CUDA code can include it.
+// Plain constexpr C++ with no dependencies beyond the standard library, so CUDA code can include
+// it.
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 namespace iotnas::kernels {
 
@@ -74,6 +76,11 @@ constexpr RoundParams round_params_unchecked(FloatFormat f) {
   const int emin_biased = f.emin() + 127;  // 1 for w = 8, up to 128 for w = 1
   return RoundParams{uint32_t(drop), (uint32_t(1) << drop) - 1, drop + emin_biased - 1,
                      uint32_t(f.bias() + 128) << 23};
+}
+
+// "T(w,t)", for tables, plots and messages (host code).
+inline std::string format_label(int w, int t) {
+  return "T(" + std::to_string(w) + "," + std::to_string(t) + ")";
 }
 
 }  // namespace iotnas::kernels

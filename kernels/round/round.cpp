@@ -6,9 +6,9 @@
 #include <bit>
 #include <cmath>
 
+#include "kernels/base/error.hpp"
 #include "kernels/cpu_features.hpp"
 #include "kernels/cuda/round_body.cuh"
-#include "kernels/error.hpp"
 
 namespace iotnas::kernels {
 

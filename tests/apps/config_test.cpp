@@ -5,7 +5,7 @@
 #include <filesystem>
 
 #include "apps/config.hpp"
-#include "kernels/error.hpp"
+#include "kernels/base/error.hpp"
 
 namespace iotnas::apps {
 namespace {

@@ -10,7 +10,7 @@
 #include "calib/latency_model.hpp"
 #include "calib/measure.hpp"
 #include "calib/profile.hpp"
-#include "kernels/error.hpp"
+#include "kernels/base/error.hpp"
 
 namespace iotnas::calib {
 namespace {

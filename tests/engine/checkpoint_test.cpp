@@ -15,7 +15,7 @@
 #include <random>
 
 #include "engine/graph.hpp"
-#include "kernels/error.hpp"
+#include "kernels/base/error.hpp"
 #include "test_util.hpp"
 
 namespace iotnas {

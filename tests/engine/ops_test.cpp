@@ -40,7 +40,7 @@
 #include "engine/model.hpp"
 #include "engine/program.hpp"
 #include "engine/reference_models.hpp"
-#include "kernels/error.hpp"
+#include "kernels/base/error.hpp"
 #include "kernels/portable/ops.hpp"
 #include "reference/nn.hpp"
 #include "test_util.hpp"

@@ -13,8 +13,8 @@
 #include <sstream>
 #include <vector>
 
+#include "kernels/base/error.hpp"
 #include "kernels/cuda/round_body.cuh"
-#include "kernels/error.hpp"
 #include "kernels/round/round.hpp"
 #include "reference/round_exact.hpp"
 #include "test_util.hpp"

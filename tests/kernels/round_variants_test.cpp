@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "iotnas/config.hpp"
-#include "kernels/error.hpp"
+#include "kernels/base/error.hpp"
 #include "kernels/round/round.hpp"
 #include "test_util.hpp"
 

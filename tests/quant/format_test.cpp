@@ -7,7 +7,7 @@
 #include <string>
 #include <utility>
 
-#include "kernels/error.hpp"
+#include "kernels/base/error.hpp"
 
 namespace iotnas::quant {
 namespace {

@@ -12,7 +12,7 @@
 #include "engine/program.hpp"
 #include "engine/reference_models.hpp"
 #include "iotnas/config.hpp"
-#include "kernels/error.hpp"
+#include "kernels/base/error.hpp"
 #include "kernels/round/round.hpp"
 #include "test_util.hpp"
 

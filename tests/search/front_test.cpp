@@ -5,7 +5,7 @@
 
 #include <random>
 
-#include "kernels/error.hpp"
+#include "kernels/base/error.hpp"
 #include "search/front.hpp"
 #include "test_util.hpp"
 

@@ -4,7 +4,7 @@
 
 #include <cmath>
 
-#include "kernels/error.hpp"
+#include "kernels/base/error.hpp"
 #include "search/ga.hpp"
 #include "test_util.hpp"
 

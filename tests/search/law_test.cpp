@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "kernels/error.hpp"
+#include "kernels/base/error.hpp"
 #include "search/law.hpp"
 #include "test_util.hpp"
 

@@ -11,7 +11,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "kernels/error.hpp"
+#include "engine/util/plot.hpp"
+#include "kernels/base/error.hpp"
 #include "search/report.hpp"
 #include "test_util.hpp"
 

@@ -9,7 +9,7 @@
 
 #include "engine/graph.hpp"
 #include "engine/reference_models.hpp"
-#include "kernels/error.hpp"
+#include "kernels/base/error.hpp"
 #include "search/law.hpp"
 #include "search/space.hpp"
 #include "test_util.hpp"

@@ -9,8 +9,8 @@
 #include <map>
 #include <set>
 
-#include "kernels/error.hpp"
-#include "search/rng.hpp"
+#include "engine/util/rng.hpp"
+#include "kernels/base/error.hpp"
 #include "search/spectral.hpp"
 #include "test_util.hpp"
 

@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
-#include "kernels/error.hpp"
+#include "kernels/base/error.hpp"
 #include "search/windows.hpp"
 #include "test_util.hpp"
 

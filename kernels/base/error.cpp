@@ -1,4 +1,4 @@
-#include "kernels/error.hpp"
+#include "kernels/base/error.hpp"
 
 namespace iotnas {
 
