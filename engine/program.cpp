@@ -1,43 +1,51 @@
 #include "engine/program.hpp"
 
+#include <cstring>
+
 #include "kernels/base/error.hpp"
 
 namespace iotnas {
 
-std::vector<bool> hook_skips(const Graph& g) {
-  const size_t count = g.nodes.size();
-  std::vector<bool> skip(count, false);
-  std::vector<bool> seen(count, false);  // the map holds only values the hook has seen
-  seen[0] = true;
-  for (size_t i = 1; i < count; ++i) {
-    const Node& n = g.nodes[i];
-    const Op op = n.layer.op;
-    const bool selects =
-        op == Op::relu || op == Op::max_pool || op == Op::concat || op == Op::flatten;
-    bool inputs_seen = true;
-    for (int in : n.inputs) inputs_seen = inputs_seen && seen[in];
-    if (selects && inputs_seen) {
-      skip[i] = true;
-    }
-    seen[i] = true;
+Program::Program(const Graph& graph, const ProgramOptions& options, const ProgramBuffers& buffers)
+    : graph_(graph), options_(options), plan_(make_plan(graph, options.mode)) {
+  IOTNAS_ASSERT(options.batch >= 1);
+  const Backend& b = backend_info(options.backend);
+  if (!b.usable || !b.build) fail("backend '", b.name, "' cannot run here: ", b.why_not);
+  exe_ = b.build({graph, plan_, options.batch, buffers});
+}
+
+void Program::set_hook(ActivationHook hook, HookScope scope) {
+  IOTNAS_ASSERT(options_.mode == Mode::infer, "hooks are for inference programs");
+  hook_ = std::move(hook);
+  scope_ = scope;
+}
+
+void Program::forward(const float* input, int n) {
+  IOTNAS_ASSERT(n >= 1 && n <= options_.batch, "batch exceeds the program's capacity");
+  n_ = n;
+  float* in = exe_->input(n);
+  const int64_t in_count = int64_t(n) * graph_.input.size();
+  std::memcpy(in, input, sizeof(float) * size_t(in_count));
+  if (hook_) hook_(0, in, in_count);
+  for (size_t i = 1; i < graph_.nodes.size(); ++i) {
+    const NodePlan& p = plan_.nodes[i];
+    if (!exe_->forward(int(i)) || !hook_ || !p.hookable) continue;
+    if (scope_ == HookScope::computed_maps && p.skip_computed) continue;
+    const MapView m = exe_->map(int(i));
+    hook_(p.hook_id, m.data, m.count);
   }
-  return skip;
+}
+
+void Program::backward(const float* dlogits) {
+  IOTNAS_ASSERT(options_.mode == Mode::train && n_ > 0, "backward needs a training forward first");
+  std::memcpy(exe_->dlogits(), dlogits,
+              sizeof(float) * size_t(n_) * size_t(graph_.output().out.size()));
+  for (size_t i = graph_.nodes.size() - 1; i >= 1; --i) exe_->backward(int(i));
 }
 
 std::unique_ptr<Program> compile(const Graph& graph, const ProgramOptions& options,
                                  const ProgramBuffers& buffers) {
-  const auto& info = kernels::backend_info(options.backend);
-  if (!info.usable) fail("backend '", info.name, "' cannot run here: ", info.why_not);
-  switch (options.backend) {
-    case kernels::BackendKind::portable:
-      return compile_portable(graph, options, buffers);
-    case kernels::BackendKind::dnnl:
-      return compile_dnnl(graph, options, buffers);
-    case kernels::BackendKind::cuda:
-      break;
-  }
-  fail("backend '", info.name,
-       "' cannot run models yet (rounding kernels only); use --backend auto");
+  return std::make_unique<Program>(graph, options, buffers);
 }
 
 }  // namespace iotnas

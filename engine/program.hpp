@@ -1,12 +1,13 @@
 // A program runs one model's graph on one backend for a fixed batch capacity: forward, and in
-// training mode backward into parameter gradients. Each backend compiles the graph once into a
-// list of steps over buffers planned up front (oneDNN: primitives created once, blocked layouts
-// negotiated across the whole graph, reorders only at the edges; portable: NCHW kernels).
+// training mode backward into parameter gradients. compile() plans the graph once (engine/
+// plan.hpp: fusion, views, hook points, gradient edges, buffer slots), asks the backend's
+// registry row (engine/backend.hpp) for its executable, and runs it: the loop over nodes, the
+// activation hook and the copies in and out are here, the same for every backend.
 //
-// Why a program per backend rather than one executor calling per-op kernels: with oneDNN the
-// fast layouts are blocked and chosen per primitive; an op-level NCHW interface would force a
-// reorder around every op. Single-op graphs run through the same programs are how tests compare
-// every op on every backend with the naive references.
+// Why a program per graph rather than one executor calling per-op kernels: with oneDNN the fast
+// layouts are blocked and chosen per primitive; an op-level NCHW interface would force a reorder
+// around every op. Single-op graphs run through the same programs are how tests compare every op
+// on every backend with the naive references.
 #pragma once
 
 #include <cstdint>
@@ -15,12 +16,12 @@
 #include <string>
 #include <vector>
 
+#include "engine/backend.hpp"
 #include "engine/graph.hpp"
-#include "kernels/backends.hpp"
+#include "engine/plan.hpp"
+#include "kernels/backends.hpp"  // transitional: kernels::BackendKind for callers not yet moved
 
 namespace iotnas {
-
-enum class Mode { train, infer };
 
 // Called with every activation map the moment it is produced: node 0 (the input, after it is
 // loaded) and each node's output before any consumer reads it. `data` holds `count` floats in the
@@ -38,15 +39,8 @@ enum class HookScope {
                   // for x < 0 (rounding to a float format) would leave them unchanged
 };
 
-// The buffers a program reads and writes; owned by the caller, sized by the graph.
-struct ProgramBuffers {
-  const float* params = nullptr;  // [num_params]; read at every forward (may change in between)
-  float* grads = nullptr;         // [num_params]; train: overwritten by backward
-  float* state = nullptr;         // [num_state]; train: running stats updated by forward
-};
-
 struct ProgramOptions {
-  kernels::BackendKind backend = kernels::BackendKind::portable;
+  BackendKind backend = BackendKind::portable;
   int batch = 1;  // capacity: forward takes n <= batch images
   Mode mode = Mode::infer;
   // train: batch-norm momentum applies to running stats; infer: batch norms use running stats.
@@ -55,37 +49,37 @@ struct ProgramOptions {
 
 class Program {
  public:
-  virtual ~Program() = default;
+  Program(const Graph& graph, const ProgramOptions& options, const ProgramBuffers& buffers);
   // input: [n, C, H, W] float32 NCHW; n <= capacity.
-  virtual void forward(const float* input, int n) = 0;
+  void forward(const float* input, int n);
   // Logits [n, classes] of the last forward, row-major.
-  virtual const float* logits() const = 0;
+  const float* logits() const { return exe_->logits(); }
   // Training only: dlogits [n, classes] (n of the last forward) -> buffers.grads (overwritten).
-  virtual void backward(const float* dlogits) = 0;
+  void backward(const float* dlogits);
   // Inference only: installs (or clears, with nullptr) the activation hook.
-  virtual void set_hook(ActivationHook hook, HookScope scope = HookScope::all_maps) = 0;
-  virtual int capacity() const = 0;
+  void set_hook(ActivationHook hook, HookScope scope = HookScope::all_maps);
+  int capacity() const { return options_.batch; }
   // Inference programs may keep parameters repacked between forwards: call after changing the
   // contents of buffers.params. (Training programs read them at every forward.)
-  virtual void params_changed() {}
+  void params_changed() { exe_->params_changed(); }
   // Diagnostics: the kernel behind each step of the last forward's plan, in the order built
   // (oneDNN's implementation names, e.g. "brgconv:avx512_core"; "ref:" marks its slow reference
   // kernels). Empty for backends without such names.
-  virtual std::vector<std::string> implementations() const { return {}; }
+  std::vector<std::string> implementations() const { return exe_->implementations(); }
+  const ExecPlan& plan() const { return plan_; }
+
+ private:
+  const Graph& graph_;
+  ProgramOptions options_;
+  ExecPlan plan_;
+  std::unique_ptr<Executable> exe_;
+  ActivationHook hook_;
+  HookScope scope_ = HookScope::all_maps;
+  int n_ = 0;  // images in the last forward
 };
 
 // Compiles `graph` for a backend. Throws iotnas::Error when the backend cannot run here.
 std::unique_ptr<Program> compile(const Graph& graph, const ProgramOptions& options,
                                  const ProgramBuffers& buffers);
-
-// For HookScope::computed_maps: per node, whether its map is skipped. (A conv2d/dense computed
-// together with its relu is hooked once, at the relu, on relu's map; that relu is then skipped.)
-std::vector<bool> hook_skips(const Graph& graph);
-
-// Per-backend factories (compile dispatches on options.backend).
-std::unique_ptr<Program> compile_portable(const Graph& graph, const ProgramOptions& options,
-                                          const ProgramBuffers& buffers);
-std::unique_ptr<Program> compile_dnnl(const Graph& graph, const ProgramOptions& options,
-                                      const ProgramBuffers& buffers);
 
 }  // namespace iotnas

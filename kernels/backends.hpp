@@ -1,28 +1,13 @@
-// Which compute backends this build has, and which one runs. One table answers both
-// "is it built" and "is it usable here" (why not, if not).
+// Transitional: the backend registry lives in engine/backend.hpp. Removed once every caller
+// names it there.
 #pragma once
 
-#include <string>
-#include <vector>
+#include "engine/backend.hpp"
 
 namespace iotnas::kernels {
-
-enum class BackendKind { portable, dnnl, cuda };
-
-struct BackendInfo {
-  BackendKind kind;
-  const char* name;     // "portable", "dnnl", "cuda"
-  bool built = false;   // compiled into this binary
-  bool usable = false;  // built and able to run on this machine
-  std::string version;  // e.g. oneDNN "2.6.3"
-  std::string why_not;  // when !usable: the reason, e.g. "no CUDA device"
-};
-
-const std::vector<BackendInfo>& backends();
-const BackendInfo& backend_info(BackendKind kind);
-// "auto" picks dnnl when usable, else portable. Throws iotnas::Error for an unknown or unusable
-// name, saying why and what is available.
-BackendKind parse_backend(const std::string& name);
-const char* backend_name(BackendKind kind);
-
+using iotnas::backend_info;
+using iotnas::backend_name;
+using iotnas::BackendKind;
+using iotnas::backends;
+using iotnas::parse_backend;
 }  // namespace iotnas::kernels

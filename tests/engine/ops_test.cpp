@@ -1,7 +1,8 @@
-// Every op of the model spec, one at a time, on both backends, through the same compile() the
+// Every op of the model spec, one at a time, on every backend, through the same compile() the
 // trainer uses: forward (training and inference programs, batch 1 and 3) against the naive double
 // references of tests/reference/nn.hpp; backward against central differences of those references
-// (in double) and against central differences of the program itself; oneDNN against portable.
+// (in double) and against central differences of the program itself; other backends against
+// portable.
 //
 // How one op is isolated (a program exposes only its logits and the parameter gradients):
 //   image     [n, 1, 1]: image i is one-hot in channel i.
@@ -48,13 +49,8 @@
 namespace iotnas {
 namespace {
 
-using kernels::BackendKind;
 using dspan = std::span<const double>;
 const float kNaN = std::numeric_limits<float>::quiet_NaN();
-
-bool dnnl_usable() {
-  return kernels::backend_info(BackendKind::dnnl).usable;
-}
 
 // One op (or a short chain ending in it) and the maps it reads.
 struct Case {
@@ -324,8 +320,8 @@ void check_program_differences(const Harness& h, BackendKind backend, const std:
     if (std::abs(right - left) > 2e-3 + 0.02 * std::abs(fd)) continue;
     ++checked;
     if (std::abs(fd - grads[i]) > 1e-3 + 1e-2 * std::abs(fd)) {
-      ADD_FAILURE() << kernels::backend_name(backend) << ": parameter " << i << " backward "
-                    << grads[i] << " vs the program's central difference " << fd;
+      ADD_FAILURE() << backend_name(backend) << ": parameter " << i << " backward " << grads[i]
+                    << " vs the program's central difference " << fd;
     }
   }
   EXPECT_GE(checked, 6) << "too many kinks: the check lost its power";
@@ -334,8 +330,8 @@ void check_program_differences(const Harness& h, BackendKind backend, const std:
 // Every check of one case at batch n on `backend`; with oneDNN, also oneDNN against portable.
 void check_case(const Case& c, int n, BackendKind backend) {
   const uint64_t seed = test::fresh_seed();
-  SCOPED_TRACE(c.name + ", batch " + std::to_string(n) + ", " + kernels::backend_name(backend) +
-               ", " + test::seed_note(seed));
+  SCOPED_TRACE(c.name + ", batch " + std::to_string(n) + ", " + backend_name(backend) + ", " +
+               test::seed_note(seed));
   const Harness h = make_harness(c, n, seed);
   const auto R = test::random_vector(size_t(n) * h.out_size, seed + 2);
   const std::vector<double> params = ref::to_double(h.model.params);
@@ -360,11 +356,11 @@ void check_case(const Case& c, int n, BackendKind backend) {
   EXPECT_TRUE(test::all_close(ri.logits, want_infer, 1e-4, 1e-5)) << "inference forward";
   check_program_differences(h, backend, R, r.grads, seed + 3);
 
-  if (backend == BackendKind::dnnl) {
+  if (backend != BackendKind::portable) {
     const ProgramRun p = run_program(h, BackendKind::portable, Mode::train, R);
-    EXPECT_TRUE(test::all_close(r.logits, p.logits, 1e-4, 1e-5)) << "oneDNN vs portable forward";
-    EXPECT_TRUE(test::all_close(r.grads, p.grads, 1e-3, 1e-5)) << "oneDNN vs portable gradients";
-    EXPECT_TRUE(test::all_close(r.state, p.state, 1e-4, 1e-6)) << "oneDNN vs portable state";
+    EXPECT_TRUE(test::all_close(r.logits, p.logits, 1e-4, 1e-5)) << "forward vs portable";
+    EXPECT_TRUE(test::all_close(r.grads, p.grads, 1e-3, 1e-5)) << "gradients vs portable";
+    EXPECT_TRUE(test::all_close(r.state, p.state, 1e-4, 1e-6)) << "state vs portable";
   }
 }
 
@@ -494,25 +490,59 @@ std::vector<Case> dense_cases() {
   };
 }
 
-#define IOTNAS_OP_TESTS(Name, cases)                                              \
-  TEST(OpsPortable, Name) {                                                       \
-    check_cases(cases(), BackendKind::portable);                                  \
-  }                                                                               \
-  TEST(OpsDnnl, Name) {                                                           \
-    if (!dnnl_usable()) GTEST_SKIP() << "built without oneDNN (IOTNAS_DNNL=OFF)"; \
-    check_cases(cases(), BackendKind::dnnl);                                      \
+// Every op on every backend of the registry (engine/backend.hpp): a backend that cannot run here
+// skips, saying why. Test names end in the backend's name (Backends/Ops.Conv2d/portable).
+class Ops : public ::testing::TestWithParam<BackendKind> {
+ protected:
+  void SetUp() override {
+    const Backend& b = backend_info(GetParam());
+    if (!b.usable) GTEST_SKIP() << "backend " << b.name << ": " << b.why_not;
   }
+};
 
-IOTNAS_OP_TESTS(Conv2d, conv_cases)
-IOTNAS_OP_TESTS(BatchNorm, batch_norm_cases)
-IOTNAS_OP_TESTS(Relu, relu_cases)
-IOTNAS_OP_TESTS(MaxPool, max_pool_cases)
-IOTNAS_OP_TESTS(AvgPool, avg_pool_cases)
-IOTNAS_OP_TESTS(GlobalAvgPool, global_avg_pool_cases)
-IOTNAS_OP_TESTS(Add, add_cases)
-IOTNAS_OP_TESTS(Concat, concat_cases)
-IOTNAS_OP_TESTS(Flatten, flatten_cases)
-IOTNAS_OP_TESTS(Dense, dense_cases)
+void PrintTo(BackendKind b, std::ostream* os) {
+  *os << backend_name(b);
+}
+
+std::vector<BackendKind> registry_backends() {
+  std::vector<BackendKind> v;
+  for (const Backend& b : backends()) v.push_back(b.kind);
+  return v;
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, Ops, ::testing::ValuesIn(registry_backends()),
+                         [](const auto& info) { return std::string(backend_name(info.param)); });
+
+TEST_P(Ops, Conv2d) {
+  check_cases(conv_cases(), GetParam());
+}
+TEST_P(Ops, BatchNorm) {
+  check_cases(batch_norm_cases(), GetParam());
+}
+TEST_P(Ops, Relu) {
+  check_cases(relu_cases(), GetParam());
+}
+TEST_P(Ops, MaxPool) {
+  check_cases(max_pool_cases(), GetParam());
+}
+TEST_P(Ops, AvgPool) {
+  check_cases(avg_pool_cases(), GetParam());
+}
+TEST_P(Ops, GlobalAvgPool) {
+  check_cases(global_avg_pool_cases(), GetParam());
+}
+TEST_P(Ops, Add) {
+  check_cases(add_cases(), GetParam());
+}
+TEST_P(Ops, Concat) {
+  check_cases(concat_cases(), GetParam());
+}
+TEST_P(Ops, Flatten) {
+  check_cases(flatten_cases(), GetParam());
+}
+TEST_P(Ops, Dense) {
+  check_cases(dense_cases(), GetParam());
+}
 
 // Softmax cross-entropy is one kernel (kernels/portable) that the trainer applies to either
 // backend's logits. Here: on each backend's logits of a dense classifier, loss and dlogits
@@ -522,7 +552,7 @@ void check_softmax_xent(BackendKind backend) {
   const Case c{"dense classifier", {{6, 2, 2}}, {from(dense("op", 10), {"src0"})}};
   for (int n : {1, 5}) {
     const uint64_t seed = test::fresh_seed();
-    SCOPED_TRACE("batch " + std::to_string(n) + ", " + kernels::backend_name(backend) + ", " +
+    SCOPED_TRACE("batch " + std::to_string(n) + ", " + backend_name(backend) + ", " +
                  test::seed_note(seed));
     Harness h = make_harness(c, n, seed);
     // Larger weights: logits of several units, so the softmax is far from uniform.
@@ -555,20 +585,15 @@ void check_softmax_xent(BackendKind backend) {
   }
 }
 
-TEST(OpsPortable, SoftmaxCrossEntropy) {
-  check_softmax_xent(BackendKind::portable);
+TEST_P(Ops, SoftmaxCrossEntropy) {
+  check_softmax_xent(GetParam());
 }
 
-TEST(OpsDnnl, SoftmaxCrossEntropy) {
-  if (!dnnl_usable()) GTEST_SKIP() << "built without oneDNN (IOTNAS_DNNL=OFF)";
-  check_softmax_xent(BackendKind::dnnl);
-}
-
-// Whole reference models, oneDNN against portable: logits, gradients and running statistics of
-// one training step at batch 2 (the op tests above cover each op; these cover the connections the
-// reference models use, e.g. flatten into dense after a pooled map).
-TEST(OpsDnnl, ReferenceModelsMatchPortable) {
-  if (!dnnl_usable()) GTEST_SKIP() << "built without oneDNN (IOTNAS_DNNL=OFF)";
+// Whole reference models, each backend against portable: logits, gradients and running statistics
+// of one training step at batch 2 (the op tests above cover each op; these cover the connections
+// the reference models use, e.g. flatten into dense after a pooled map).
+TEST_P(Ops, ReferenceModelsMatchPortable) {
+  if (GetParam() == BackendKind::portable) GTEST_SKIP() << "portable is the reference here";
   for (const auto& ref : reference_models()) {
     const Shape in = ref.name.rfind("resnet", 0) == 0 ? Shape{3, 32, 32} : Shape{1, 28, 28};
     const uint64_t seed = test::fresh_seed();
@@ -578,7 +603,7 @@ TEST(OpsDnnl, ReferenceModelsMatchPortable) {
     const auto images = test::random_vector(size_t(n) * in.size(), seed + 1);
     const auto dlogits = test::random_vector(size_t(n) * 10, seed + 2);
     std::map<BackendKind, ProgramRun> runs;
-    for (BackendKind b : {BackendKind::portable, BackendKind::dnnl}) {
+    for (BackendKind b : {BackendKind::portable, GetParam()}) {
       ProgramRun& r = runs[b];
       r.grads.assign(m.params.size(), kNaN);
       r.state = m.state;
@@ -590,14 +615,14 @@ TEST(OpsDnnl, ReferenceModelsMatchPortable) {
       try {
         p = compile(m.graph, o, {m.params.data(), r.grads.data(), r.state.data()});
       } catch (const Error& e) {
-        ADD_FAILURE() << kernels::backend_name(b) << ": " << e.what();
+        ADD_FAILURE() << backend_name(b) << ": " << e.what();
         break;
       }
       p->forward(images.data(), n);
       r.logits.assign(p->logits(), p->logits() + n * 10);
       p->backward(dlogits.data());
     }
-    const ProgramRun &a = runs[BackendKind::portable], &b = runs[BackendKind::dnnl];
+    const ProgramRun &a = runs[BackendKind::portable], &b = runs[GetParam()];
     if (b.logits.empty()) continue;
     EXPECT_TRUE(test::all_close(b.logits, a.logits, 1e-4, 1e-5));
     EXPECT_TRUE(test::all_close(b.state, a.state, 1e-4, 1e-6));
@@ -623,9 +648,9 @@ TEST(OpsDnnl, ReferenceModelsMatchPortable) {
 }
 
 // A model may end in a flatten of a spatial map (its logits are then the map in NCHW order):
-// oneDNN must hand back plain logits and take plain dlogits, as portable does.
-TEST(OpsDnnl, FlattenOfASpatialMapAsTheOutput) {
-  if (!dnnl_usable()) GTEST_SKIP() << "built without oneDNN (IOTNAS_DNNL=OFF)";
+// every backend must hand back plain logits and take plain dlogits, as portable does.
+TEST_P(Ops, FlattenOfASpatialMapAsTheOutput) {
+  if (GetParam() == BackendKind::portable) GTEST_SKIP() << "portable is the reference here";
   const uint64_t seed = test::fresh_seed();
   SCOPED_TRACE(test::seed_note(seed));
   ModelSpec s{"flat-out", {3, 6, 5}, {conv("c", 5, 3), flatten("out")}};
@@ -634,7 +659,7 @@ TEST(OpsDnnl, FlattenOfASpatialMapAsTheOutput) {
   const auto images = test::random_vector(size_t(n) * m.graph.input.size(), seed + 1);
   const auto dlogits = test::random_vector(size_t(n) * k, seed + 2);
   std::map<BackendKind, ProgramRun> runs;
-  for (BackendKind b : {BackendKind::portable, BackendKind::dnnl}) {
+  for (BackendKind b : {BackendKind::portable, GetParam()}) {
     ProgramRun& r = runs[b];
     r.grads.assign(m.params.size(), kNaN);
     std::vector<float> state;
@@ -647,23 +672,22 @@ TEST(OpsDnnl, FlattenOfASpatialMapAsTheOutput) {
     r.logits.assign(p->logits(), p->logits() + n * k);
     p->backward(dlogits.data());
   }
-  EXPECT_TRUE(test::all_close(runs[BackendKind::dnnl].logits, runs[BackendKind::portable].logits,
-                              1e-4, 1e-5));
-  EXPECT_TRUE(test::all_close(runs[BackendKind::dnnl].grads, runs[BackendKind::portable].grads,
-                              1e-3, 1e-5));
+  EXPECT_TRUE(
+      test::all_close(runs[GetParam()].logits, runs[BackendKind::portable].logits, 1e-4, 1e-5));
+  EXPECT_TRUE(
+      test::all_close(runs[GetParam()].grads, runs[BackendKind::portable].grads, 1e-3, 1e-5));
 }
 
 // The harness itself: the source trick reproduces X exactly and the probe returns it unchanged,
 // so a case with no op between them would give back the sources bit for bit.
 TEST(OpsHarness, SourcesAndProbeAreExact) {
   const Case c{"identity", {{3, 4, 5}}, {from(max_pool("op", 1), {"src0"})}};  // 1x1: a copy
-  for (BackendKind b : {BackendKind::portable, BackendKind::dnnl}) {
-    if (!kernels::backend_info(b).usable) continue;
+  for (BackendKind b : usable_backends()) {
     for (int n : {1, 3}) {
       const Harness h = make_harness(c, n, 7);
       const auto x = source_map(h, 0, ref::to_double(h.model.params));
       const ProgramRun r = run_program(h, b, Mode::train, std::vector<float>(size_t(n) * 60, 1.f));
-      EXPECT_TRUE(test::all_close(r.logits, x, 0, 0)) << kernels::backend_name(b) << " n=" << n;
+      EXPECT_TRUE(test::all_close(r.logits, x, 0, 0)) << backend_name(b) << " n=" << n;
     }
   }
 }

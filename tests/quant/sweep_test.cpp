@@ -19,19 +19,11 @@
 namespace iotnas::quant {
 namespace {
 
-using kernels::BackendKind;
-
 #if defined(__SANITIZE_ADDRESS__)
 constexpr bool kSanitized = true;
 #else
 constexpr bool kSanitized = false;
 #endif
-
-std::vector<BackendKind> backends() {
-  std::vector<BackendKind> v{BackendKind::portable};
-  if (kernels::backend_info(BackendKind::dnnl).usable) v.push_back(BackendKind::dnnl);
-  return v;
-}
 
 // ref:plain-1k trained for two epochs on 8,000 Fashion-MNIST images, and 600 balanced test images.
 struct Trained {
@@ -54,7 +46,7 @@ const Trained* trained() {
     cfg.epochs = 2;
     cfg.batch = 32;
     cfg.eval_each_epoch = false;
-    cfg.backend = backends().back();  // oneDNN where built: the fastest
+    cfg.backend = parse_backend("auto");  // the fastest usable
     train(r->model, ds, cfg);
     r->set = make_eval_set(ds, true, balanced_subset(ds.test_labels, 600, ds.classes));
     return r;
@@ -132,7 +124,7 @@ TEST(Sweep, IndependentOfThreadCount) {
   NEED_DATA();
   SweepOptions o;
   o.formats = parse_types("half,bfloat16,4:3,3:2,float");
-  for (BackendKind b : backends()) {
+  for (BackendKind b : usable_backends()) {
     o.backend = b;
     o.threads = 1;
     const SweepResult one = sweep(data->model, data->set, o);
@@ -153,8 +145,8 @@ TEST(Sweep, ComputedMapScopeEqualsRoundingEveryMap) {
   const int n = sweep_micro_batch(folded.graph);
   ASSERT_GE(n, 1);
   const int k = folded.graph.output().out.c;
-  for (BackendKind b : backends()) {
-    SCOPED_TRACE(kernels::backend_name(b));
+  for (BackendKind b : usable_backends()) {
+    SCOPED_TRACE(backend_name(b));
     ProgramOptions po;
     po.backend = b;
     po.batch = n;
