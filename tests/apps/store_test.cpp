@@ -10,6 +10,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
+#include <tuple>
 
 #include "apps/store.hpp"
 #include "kernels/base/error.hpp"
@@ -64,6 +66,153 @@ RunRow run_row(int64_t model_id, uint64_t seed) {
   r.params = {1.f, -2.5f, 3e-20f, 0.f};
   r.state = {0.5f, 2.f};
   return r;
+}
+
+// Every field of a row, for comparisons that name the field that differs.
+auto fields(const LawsRow& r) {
+  return std::tie(r.id, r.key, r.space, r.metric, r.window_lo, r.window_hi, r.coverage, r.laws_json,
+                  r.in_window, r.seconds);
+}
+auto fields(const ModelRow& r) {
+  const Analytics& a = r.analytics;
+  return std::tie(r.id, r.key, r.space, r.name, r.vars_json, r.spec_json, a.params,
+                  a.inference_params, a.flops, a.peak_activation_bytes, a.total_activation_bytes,
+                  a.num_layers);
+}
+auto fields(const LatencyRow& r) {
+  return std::tie(r.model_id, r.device, r.kind, r.latency_ms, r.mean_ms, r.median_ms, r.min_ms,
+                  r.repetitions, r.source);
+}
+auto fields(const RunRow& r) {
+  return std::tie(r.id, r.key, r.model_id, r.data, r.recipe_json, r.seed, r.test_accuracy,
+                  r.val_accuracy, r.train_seconds, r.record_json, r.params, r.state,
+                  r.checkpoint_path);
+}
+auto fields(const AccuracyRow& r) {
+  return std::tie(r.run_id, r.eval_key, r.w, r.t, r.accuracy, r.weight_bytes, r.images, r.seconds);
+}
+auto fields(const SweepRow& r) {
+  return std::tie(r.run_id, r.eval_key, r.float32_accuracy, r.images, r.inference_params, r.best_w,
+                  r.best_t, r.tolerance, r.seconds);
+}
+auto fields(const FrontPoint& r) {
+  return std::tie(r.run_id, r.w, r.t, r.accuracy, r.cost);
+}
+
+template <class Row>
+void expect_rows(const std::vector<Row>& got, const std::vector<Row>& want, const char* what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(fields(got[i]), fields(want[i])) << what << i;
+}
+
+// The rows of tests/apps/data/store_v1.db: a store of schema version 1 written through put_*
+// by the store of commit cb01347 (before apps/store/ and its generic row mapper), with its meta
+// rows iotnas_version and created_at overwritten to the values below. Values probe the storage:
+// a seed above 2^63, doubles that need 17 digits, a float blob with a subnormal, NULL blobs.
+struct Version1Rows {
+  std::vector<LawsRow> laws;
+  std::vector<ModelRow> models;
+  std::vector<LatencyRow> latencies;  // in (model_id, device, kind) order
+  std::vector<RunRow> runs;
+  std::vector<AccuracyRow> accuracies;  // in (run_id, eval_key, w, t) order
+  std::vector<SweepRow> sweeps;         // in (run_id, eval_key) order
+  std::vector<FrontPoint> front_memory, front_latency;
+};
+
+Version1Rows version1_rows() {
+  Version1Rows v;
+  v.laws.push_back({1, unit_key({"laws", "plain", "1"}), "plain", "params", 1e3, 2e3, "inside",
+                    R"({"laws":[1,2]})", 0.1 + 0.2, 12.5});
+  v.laws.push_back({2, unit_key({"laws", "resnet", "2"}), "resnet", "flops", 1e-300, 1e300,
+                    "unreachable", "", 0, 0});
+  ModelRow m = model_row(3);
+  m.id = 1;
+  m.key = model_key(m.spec_json);
+  m.analytics.flops = 123456789012345LL;
+  v.models.push_back(m);
+  m = model_row(4);
+  m.id = 2;
+  m.key = model_key(m.spec_json);
+  m.space = "";
+  m.vars_json = "[]";
+  v.models.push_back(m);
+  v.latencies.push_back({1, "raspberry-pi-4", "predicted", 1.0 / 3, 0, 0, 0, 0, "linear"});
+  v.latencies.push_back({1, "this-machine", "measured", 0.25, 0.3, 0.25, 0.2, 10, "p.json"});
+  v.latencies.push_back({2, "this-machine", "measured", 7.5, 8, 7.5, 7, 3, ""});
+  RunRow r = run_row(1, std::numeric_limits<uint64_t>::max());
+  r.id = 1;
+  r.val_accuracy = 0.8125;
+  r.params = {1.f, -2.5f, 3e-20f, 1e-45f, -0.f};
+  v.runs.push_back(r);
+  r = run_row(2, 5);
+  r.id = 2;
+  r.params.clear();
+  r.state.clear();
+  r.checkpoint_path = "checkpoints/run2.ckpt";
+  v.runs.push_back(r);
+  v.accuracies.push_back({1, "eval-a", 4, 3, 0.75, 123, 2000, 0.5});
+  v.accuracies.push_back({1, "eval-a", 8, 23, 0.8125, 4000, 2000, 0.25});
+  v.accuracies.push_back({1, "eval-b", 1, 1, 0.1, 1, 10, 0});
+  v.accuracies.push_back({2, "eval-a", 2, 7, 1.0 / 7, 999999999999LL, 1, 1e-9});
+  v.sweeps.push_back({1, "eval-a", 0.8125, 2000, 999, 4, 3, 0.005, 12.5});
+  v.sweeps.push_back({2, "eval-a", 0.5, 1, 1, 0, 0, 0.01, 1});
+  v.front_memory = {{1, 4, 3, 0.75, 123}, {2, 2, 7, 1.0 / 7, 999999999999.0}};
+  v.front_latency = {{1, 8, 23, 0.8125, 0.25}};
+  return v;
+}
+
+fs::path version1_fixture() {
+  return fs::path(IOTNAS_SOURCE_DIR) / "tests" / "apps" / "data" / "store_v1.db";
+}
+
+// A copy of the version-1 fixture as DIR/iotnas.sqlite (the fixture itself is never opened).
+void copy_version1_store(const fs::path& dir) {
+  fs::create_directories(dir);
+  fs::copy_file(version1_fixture(), dir / kStoreFile);
+}
+
+// Every row of the version-1 fixture, read through every lookup of the store.
+void expect_version1_rows(Store& s) {
+  const Version1Rows v = version1_rows();
+  EXPECT_EQ(s.meta("iotnas_version"), "0.1.0");
+  EXPECT_EQ(s.meta("created_at"), "2025-01-02T03:04:05Z");
+  EXPECT_EQ(s.meta("fixture"), "store_v1");
+  EXPECT_EQ(s.count("meta"), 4);
+  expect_rows(s.all_laws(), v.laws, "laws ");
+  for (const LawsRow& l : v.laws) EXPECT_EQ(fields(*s.laws_by_key(l.key)), fields(l));
+  expect_rows(s.models(), v.models, "models ");
+  for (const ModelRow& m : v.models) {
+    EXPECT_EQ(fields(*s.model(m.id)), fields(m));
+    EXPECT_EQ(fields(*s.model_by_key(m.key)), fields(m));
+  }
+  expect_rows(s.latencies(), v.latencies, "latencies ");
+  expect_rows(s.latencies("raspberry-pi-4"), {v.latencies[0]}, "pi latencies ");
+  for (const LatencyRow& l : v.latencies)
+    EXPECT_EQ(fields(*s.latency(l.model_id, l.device, l.kind)), fields(l));
+  EXPECT_EQ(s.devices(), (std::vector<std::string>{"raspberry-pi-4", "this-machine"}));
+  expect_rows(s.runs(true), v.runs, "runs ");
+  std::vector<RunRow> light = v.runs;  // as read without weights
+  for (size_t i = 0; i < light.size(); ++i) {
+    EXPECT_EQ(fields(*s.run(v.runs[i].id)), fields(v.runs[i]));
+    light[i].params.clear();
+    light[i].state.clear();
+    EXPECT_EQ(fields(*s.run_by_key(light[i].key)), fields(light[i]));
+    EXPECT_EQ(fields(*s.run(light[i].id, false)), fields(light[i]));
+  }
+  expect_rows(s.runs(), light, "runs without weights ");
+  expect_rows(s.accuracies(), v.accuracies, "accuracies ");
+  expect_rows(s.accuracies(1, "eval-b"), {v.accuracies[2]}, "accuracies of run 1 on eval-b ");
+  for (const AccuracyRow& a : v.accuracies)
+    EXPECT_TRUE(s.has_accuracy(a.run_id, a.eval_key, a.w, a.t));
+  expect_rows(s.sweeps(), v.sweeps, "sweeps ");
+  for (const SweepRow& w : v.sweeps) EXPECT_EQ(fields(*s.sweep(w.run_id, w.eval_key)), fields(w));
+  expect_rows(s.front("memory:best"), v.front_memory, "memory front ");
+  expect_rows(s.front("latency:this-machine"), v.front_latency, "latency front ");
+  EXPECT_EQ(s.front_names(), (std::vector<std::string>{"latency:this-machine", "memory:best"}));
+  EXPECT_EQ(s.artifact("config", "run"), R"({"budget":"smoke"})");
+  EXPECT_EQ(s.artifact("search", "plain"), R"({"log10":[1,2,3]})");
+  EXPECT_EQ(s.artifact_keys("config"), std::vector<std::string>{"run"});
+  EXPECT_EQ(s.integrity_check(), "ok");
 }
 
 TEST(Store, UnitsAreWrittenOnceAndReadBack) {
@@ -166,6 +315,15 @@ TEST(Store, UnitsAreWrittenOnceAndReadBack) {
   Store again = Store::open(dir.str() + "/nested/run", false);
   EXPECT_EQ(again.count("accuracies"), 184);
   EXPECT_EQ(again.models().size(), 1u);
+}
+
+// A store written by the code before apps/store/ (version 1) opens and reads back every row.
+TEST(Store, ReadsAVersion1StoreWrittenBeforeTheRowMapper) {
+  TempDir dir;
+  copy_version1_store(dir.path);
+  Store s = Store::open(dir.str(), false);
+  EXPECT_EQ(s.meta("schema_version"), "1");
+  expect_version1_rows(s);
 }
 
 TEST(Store, TransactionsAreAllOrNothing) {
