@@ -1,19 +1,22 @@
 // The experiment store: keys (SHA-256 against FIPS 180-4 examples), units written once however
-// often they are put, lookups, fronts replaced whole, foreign files and other schema versions
-// refused without being touched, and a store that survives its writer being killed.
+// often they are put, lookups, fronts replaced whole, a store written before apps/store/ read back
+// row for row, migrations (committed whole or leaving the file untouched), foreign files and newer
+// or unknown schema versions refused without being touched, and a store that survives its writer
+// being killed.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 #include <tuple>
 
-#include "apps/store.hpp"
+#include "apps/store/store.hpp"
 #include "kernels/base/error.hpp"
 #include "test_util.hpp"
 
@@ -324,6 +327,142 @@ TEST(Store, ReadsAVersion1StoreWrittenBeforeTheRowMapper) {
   Store s = Store::open(dir.str(), false);
   EXPECT_EQ(s.meta("schema_version"), "1");
   expect_version1_rows(s);
+}
+
+// The schema as SQLite keeps it: "type name table: sql" of every table and index, by name, with
+// whitespace made canonical (one space, none before ',' or ')' or after '('): ALTER TABLE ADD
+// COLUMN writes a column into the CREATE text with other spacing than a new line in kSchema.
+std::vector<std::string> schema_of(const fs::path& file) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  sqlite3_stmt* q = nullptr;
+  EXPECT_EQ(sqlite3_prepare_v2(db,
+                               "SELECT type || ' ' || name || ' ' || tbl_name || ': ' || "
+                               "coalesce(sql, '') FROM sqlite_master ORDER BY name",
+                               -1, &q, nullptr),
+            SQLITE_OK);
+  std::vector<std::string> out;
+  while (sqlite3_step(q) == SQLITE_ROW) {
+    std::string line;
+    for (const char* p = reinterpret_cast<const char*>(sqlite3_column_text(q, 0)); *p; ++p) {
+      const char c = std::isspace(static_cast<unsigned char>(*p)) ? ' ' : *p;
+      const bool after_space_or_paren = !line.empty() && (line.back() == ' ' || line.back() == '(');
+      if (c == ' ' && after_space_or_paren) continue;
+      if ((c == ',' || c == ')') && !line.empty() && line.back() == ' ') line.pop_back();
+      line += c;
+    }
+    out.push_back(line);
+  }
+  sqlite3_finalize(q);
+  sqlite3_close(db);
+  return out;
+}
+
+// A new store's tables (kSchema) are those of a version-1 store migrated to today's version,
+// constraints included; at version 1, also the same text (checked with sqlite3's .schema when
+// kSchema moved into apps/store/tables.hpp).
+TEST(Store, NewStoresHaveTheSchemaOfMigratedOldOnes) {
+  TempDir dir;
+  copy_version1_store(dir.path / "old");
+  { Store::open((dir.path / "old").string(), false); }
+  { Store::open((dir.path / "new").string()); }
+  const auto old_schema = schema_of(dir.path / "old" / kStoreFile);
+  EXPECT_EQ(old_schema.size(), 18u);  // 9 tables, 9 indexes of their keys
+  EXPECT_EQ(schema_of(dir.path / "new" / kStoreFile), old_schema);
+}
+
+// A test migration: a column with a default, filled from other columns.
+const StoreMigration kAddNote{2,
+                              "ALTER TABLE artifacts ADD COLUMN note TEXT NOT NULL DEFAULT ''; "
+                              "UPDATE artifacts SET note = kind || '/' || key;"};
+
+TEST(Store, MigratesAnOlderStoreKeepingItsRowsAndRemovesTheCopy) {
+  TempDir dir;
+  copy_version1_store(dir.path);
+  const fs::path file = dir.path / kStoreFile;
+  const fs::path backup = dir.path / (std::string(kStoreFile) + ".v1.bak");
+  const StoreMigration to2[] = {kAddNote};
+  {
+    Store s = Store::open(dir.str(), false, to2);
+    EXPECT_EQ(s.meta("schema_version"), "2");
+    expect_version1_rows(s);
+    s.put_artifact("config", "new", "{}");  // the new column takes its default
+    EXPECT_EQ(s.count("artifacts"), 3);
+  }
+  EXPECT_FALSE(fs::exists(backup));
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(file.c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* q = nullptr;
+    ASSERT_EQ(
+        sqlite3_prepare_v2(db, "SELECT group_concat(note, ' ') FROM artifacts", -1, &q, nullptr),
+        SQLITE_OK);
+    ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
+    EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(q, 0)),
+                 "config/run search/plain ");
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+  }
+  // Reopened at version 2: nothing to migrate.
+  const std::string migrated = read_bytes(file);
+  { Store::open(dir.str(), false, to2); }
+  EXPECT_EQ(read_bytes(file), migrated);
+  EXPECT_FALSE(fs::exists(backup));
+}
+
+// The second of two migrations fails after changing a table: the store is left as it was, byte for
+// byte (the first migration rolled back too), with its copy beside it.
+TEST(Store, FailedMigrationLeavesTheStoreUntouchedAndKeepsTheCopy) {
+  TempDir dir;
+  copy_version1_store(dir.path);
+  const fs::path file = dir.path / kStoreFile;
+  const fs::path backup = dir.path / (std::string(kStoreFile) + ".v1.bak");
+  const std::string before = read_bytes(file);
+  const StoreMigration to3[] = {
+      kAddNote, {3, "DELETE FROM artifacts; INSERT INTO no_such_table VALUES (1);"}};
+  try {
+    Store::open(dir.str(), false, to3);
+    FAIL() << "a failed migration opened the store";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("cannot migrate " + file.string() + " from schema version 1 to 3"),
+              std::string::npos)
+        << msg;
+    EXPECT_NE(msg.find("at version 3"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("no_such_table"), std::string::npos) << msg;
+    EXPECT_NE(msg.find(backup.string()), std::string::npos) << msg;
+  }
+  EXPECT_EQ(read_bytes(file), before);
+  ASSERT_TRUE(fs::exists(backup));
+  EXPECT_EQ(read_bytes(backup), before);
+  // Today's iotnas still reads it.
+  Store s = Store::open(dir.str(), false);
+  EXPECT_EQ(s.meta("schema_version"), "1");
+  expect_version1_rows(s);
+}
+
+TEST(Store, RefusesANewerStoreUntouched) {
+  TempDir dir;
+  const fs::path file = dir.path / kStoreFile;
+  {
+    Store s = Store::open(dir.str());
+    s.put_model(model_row(1));
+    s.set_meta("schema_version", std::to_string(kStoreSchemaVersion + 1));
+  }
+  const std::string before = read_bytes(file);
+  try {
+    Store::open(dir.str());
+    FAIL() << "opened a newer store";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find(file.string()), std::string::npos) << msg;
+    EXPECT_NE(msg.find("schema version " + std::to_string(kStoreSchemaVersion + 1) + ", newer"),
+              std::string::npos)
+        << msg;
+  }
+  EXPECT_EQ(read_bytes(file), before);
+  for (const auto& entry : fs::directory_iterator(dir.path))
+    EXPECT_EQ(entry.path().filename(), kStoreFile) << "left behind: " << entry.path();
 }
 
 TEST(Store, TransactionsAreAllOrNothing) {
