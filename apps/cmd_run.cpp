@@ -12,7 +12,7 @@
 #include "apps/pipeline.hpp"
 #include "apps/progress.hpp"
 #include "apps/report.hpp"
-#include "apps/store.hpp"
+#include "apps/store/store.hpp"
 #include "engine/checkpoint.hpp"
 #include "engine/model.hpp"
 #include "engine/util/files.hpp"

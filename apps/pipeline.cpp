@@ -11,7 +11,7 @@
 #include <set>
 
 #include "apps/report.hpp"
-#include "apps/store.hpp"
+#include "apps/store/store.hpp"
 #include "calib/latency_model.hpp"
 #include "calib/measure.hpp"
 #include "engine/data.hpp"

@@ -1,6 +1,6 @@
 // The integrated loop of `iotnas run` (DESIGN.md section 1): search -> calibrate -> select ->
 // train -> precision sweep -> fronts and constraint answers -> report, in one process. Every
-// finished unit goes to the experiment store at once (apps/store.hpp), and every stage first asks
+// finished unit goes to the experiment store at once (apps/store/), and every stage first asks
 // the store whether its unit is already done, so a rerun after a kill resumes where it stopped.
 #pragma once
 

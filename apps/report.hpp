@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "apps/store.hpp"
+#include "apps/store/store.hpp"
 #include "search/front.hpp"
 
 namespace iotnas::apps {

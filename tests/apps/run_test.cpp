@@ -19,7 +19,7 @@
 
 #include "apps/config.hpp"
 #include "apps/report.hpp"
-#include "apps/store.hpp"
+#include "apps/store/store.hpp"
 #include "engine/model.hpp"
 #include "kernels/round/round.hpp"
 #include "quant/format.hpp"

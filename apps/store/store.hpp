@@ -1,8 +1,9 @@
 // The experiment store (DESIGN.md section 7): one SQLite database per run directory,
-// DIR/iotnas.sqlite, schema in docs/store.md. Every unit of work (a law set, a model, a latency, a
-// training run, one format's accuracy, a finished sweep, a front) is written by one call in its own
-// transaction and keyed by what determines it (unit_key), with UNIQUE constraints, so a killed
-// run leaves a consistent database and a rerun skips finished units instead of repeating them.
+// DIR/iotnas.sqlite, schema and the layout of apps/store/ in docs/store.md. Every unit of work (a
+// law set, a model, a latency, a training run, one format's accuracy, a finished sweep, a front) is
+// written by one call in its own transaction and keyed by what determines it (unit_key), with
+// UNIQUE constraints, so a killed run leaves a consistent database and a rerun skips finished units
+// instead of repeating them.
 //
 // Use from the pipeline:
 //   Store store = Store::open(dir);                       // creates DIR and the schema
@@ -18,6 +19,7 @@
 #include <functional>
 #include <initializer_list>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,6 +33,13 @@ namespace iotnas::apps {
 
 inline constexpr int kStoreSchemaVersion = 1;
 inline constexpr const char* kStoreFile = "iotnas.sqlite";
+
+// A schema change: `sql` (one or more statements) brings a store of version `version - 1` to
+// `version`. The store's own list is in apps/store/open.cpp.
+struct StoreMigration {
+  int version;
+  const char* sql;
+};
 
 // A law set learned for one (space, metric, window).
 struct LawsRow {
@@ -124,8 +133,15 @@ class Store {
  public:
   // Opens DIR/iotnas.sqlite, creating DIR and an empty store when `create` (else a missing store
   // is an error saying to run `iotnas run` first). Throws iotnas::Error, touching nothing, when the
-  // file is not an SQLite database, not an iotnas store, or of another schema version.
+  // file is not an SQLite database, not an iotnas store, or of a schema version newer than
+  // kStoreSchemaVersion or unknown. A store of an older version is migrated first: copied to
+  // DIR/iotnas.sqlite.vN.bak, migrated in one transaction, and the copy removed once that commits;
+  // a failed migration leaves the store unchanged and the copy in place.
   static Store open(const std::string& dir, bool create = true);
+  // The same with another list of migrations (for tests): migrations[k] brings version k + 1 to
+  // k + 2, and a new store is created at version migrations.size() + 1.
+  static Store open(const std::string& dir, bool create,
+                    std::span<const StoreMigration> migrations);
   Store(Store&& other) noexcept;
   Store& operator=(Store&& other) noexcept;
   Store(const Store&) = delete;
@@ -197,7 +213,8 @@ class Store {
 
  private:
   Store() = default;
-  static void initialise(Store& s);  // schema and meta rows, in one transaction
+  void initialise(int version);  // schema and meta rows, in one transaction
+  void migrate(int from, std::span<const StoreMigration> migrations);
   sqlite3* db_ = nullptr;
   std::string path_;
   int depth_ = 0;  // transaction nesting
