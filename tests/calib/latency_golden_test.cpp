@@ -12,6 +12,7 @@
 
 #include "calib/latency_model.hpp"
 #include "engine/util/hash.hpp"
+#include "kernels/base/error.hpp"
 
 namespace iotnas::calib {
 namespace {
@@ -163,6 +164,14 @@ TEST(CalibLatencyGolden, EveryKindRoundTripsThroughJson) {
     EXPECT_EQ(latency_model_to_json(back).dump(), saved.dump()) << model_kind_name(k);
     for (const auto& t : test)
       EXPECT_EQ(hex(predict_ms(back, t)), hex(predict_ms(m, t))) << model_kind_name(k);
+  }
+  try {
+    parse_model_kind("loglog");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "unknown latency model 'loglog'; known: loglog_global, loglog_space, operator_sum, "
+              "layer_knn, layer_gbm, blend");
   }
 }
 
