@@ -18,6 +18,8 @@
 //                  vector-width tails and cache capacity, which smooth models miss)
 //   blend          the geometric mean of operator_sum and layer_knn: their errors are largely
 //                  independent (operator_sum is best on MobileNets, layer_knn on ResNets)
+// Each family lives in calib/latency/<family>.cpp; calib/latency_model.cpp holds the table of
+// kinds (calib/latency/kinds.hpp) that every function below answers from.
 #pragma once
 
 #include <array>
@@ -40,9 +42,7 @@ inline constexpr ModelKind kModelKinds[] = {ModelKind::loglog_global, ModelKind:
                                             ModelKind::operator_sum,  ModelKind::layer_knn,
                                             ModelKind::layer_gbm,     ModelKind::blend};
 // Whether a kind learns from per-layer times (a profile without them cannot fit it).
-inline bool needs_layer_times(ModelKind k) {
-  return k == ModelKind::layer_knn || k == ModelKind::layer_gbm || k == ModelKind::blend;
-}
+bool needs_layer_times(ModelKind k);
 const char* model_kind_name(ModelKind k);
 ModelKind parse_model_kind(const std::string& name);  // throws iotnas::Error
 
