@@ -19,8 +19,23 @@ while [ $# -gt 0 ]; do
   esac
 done
 want() { [ ${#only[@]} -eq 0 ] || [[ " ${only[*]} " == *" $1 "* ]]; }
-stage() { echo; echo "==== $* ($(date +%H:%M:%S))"; }
+# Each stage's wall time, printed when the next starts and summed up at the end (docs/
+# architecture.md keeps a fresh clone's figures: the CI budget is 45 minutes).
+stage_name="" stage_start=0 script_start=$(date +%s) summary=""
+stage_end() {
+  [ -n "$stage_name" ] || return 0
+  local s=$(( $(date +%s) - stage_start ))
+  summary+=$(printf '  %-58s %4d:%02d' "$stage_name" $((s / 60)) $((s % 60)))$'\n'
+  echo "==== $stage_name: $((s / 60)) min $((s % 60)) s"
+  stage_name=""
+}
+stage() {
+  stage_end
+  stage_name="$*" stage_start=$(date +%s)
+  echo; echo "==== $* ($(date +%H:%M:%S))"
+}
 
+stage "set-up (packages)"
 if want arm64; then scripts/setup.sh --cross; else scripts/setup.sh; fi
 
 if want release; then
@@ -66,4 +81,8 @@ if want cuda; then
     stage "CUDA: nvcc not installed, skipped"
   fi
 fi
-stage "all requested stages passed"
+stage_end
+total=$(( $(date +%s) - script_start ))
+echo; echo "==== stage times (min:s)"; printf '%s' "$summary"
+printf '  %-58s %4d:%02d\n' "total" $((total / 60)) $((total % 60))
+echo "==== all requested stages passed"
