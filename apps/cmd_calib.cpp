@@ -17,9 +17,7 @@
 #include "calib/profile.hpp"
 #include "engine/reference_models.hpp"
 #include "kernels/base/error.hpp"
-#include "search/ga.hpp"
-#include "search/law.hpp"
-#include "search/windows.hpp"
+#include "search/select.hpp"
 
 namespace iotnas::apps {
 
@@ -28,87 +26,6 @@ namespace {
 std::atomic<bool> g_stop{false};
 extern "C" void on_stop_signal(int) {
   g_stop = true;
-}
-
-// Grid points 1, 2, 5 x 10^k inside [lo, hi], with lo and hi themselves.
-std::vector<double> grid_between(double lo, double hi) {
-  std::vector<double> g{lo};
-  for (double decade = std::pow(10.0, std::floor(std::log10(lo))); decade <= hi; decade *= 10)
-    for (double m : {1.0, 2.0, 5.0})
-      if (m * decade > lo * 1.0001 && m * decade < hi * 0.9999) g.push_back(m * decade);
-  g.push_back(hi);
-  return g;
-}
-
-// Models spread over the spaces and over [lo, hi] parameters: one cell per (window of the 1-2-5
-// grid, space that reaches it), the n models dealt evenly over the cells; in each cell the
-// sampling laws the genetic algorithm learns for that window draw the models (a stratified
-// uniform draw where the GA cannot run). Deterministic in `seed`, so a rerun plans the same models.
-std::vector<calib::Candidate> plan_models(const std::vector<const search::Space*>& spaces, int n,
-                                          double lo, double hi, Shape input, int classes,
-                                          uint64_t seed, Progress& progress) {
-  struct Cell {
-    const search::Space* space;
-    double lo, hi;
-    int count = 0;
-  };
-  const auto grid = grid_between(lo, hi);
-  std::vector<Cell> cells;
-  for (size_t w = 0; w + 1 < grid.size(); ++w)
-    for (const auto* s : spaces) {
-      const auto reach = search::reachable_range(*s, search::Metric::params, input, classes);
-      if (search::window_coverage(reach, grid[w], grid[w + 1]) != search::Coverage::unreachable)
-        cells.push_back({s, grid[w], grid[w + 1]});
-    }
-  if (cells.empty()) fail("no search space reaches [", lo, ", ", hi, "] parameters");
-  const int C = int(cells.size());
-  if (n >= C) {
-    for (auto& c : cells) c.count = n / C;
-    const int extra = n % C;
-    for (int i = 0; i < extra; ++i) cells[size_t(int64_t(i) * C / extra)].count++;
-  } else {
-    for (int i = 0; i < n; ++i) cells[size_t(int64_t(i) * C / n)].count++;
-  }
-  std::vector<calib::Candidate> plan;
-  std::set<std::string> taken;
-  for (size_t ci = 0; ci < cells.size(); ++ci) {
-    const Cell& c = cells[ci];
-    if (c.count == 0) continue;
-    const uint64_t cell_seed = derive_seed(seed, ci);
-    std::vector<search::Law> laws;
-    try {
-      search::GaConfig ga;
-      ga.n_init = 40;
-      ga.n_steps = 200;
-      ga.clusters = 4;
-      ga.n_rescore = 20;
-      ga.seed = cell_seed;
-      laws = search::learn_laws(*c.space, {search::Metric::params, c.lo, c.hi, input, classes}, ga)
-                 .laws;
-    } catch (const Error& e) {
-      progress.line(c.space->name + ": no laws for [" + std::to_string(int64_t(c.lo)) + ", " +
-                    std::to_string(int64_t(c.hi)) + "] (" + e.what() + "): uniform draw instead");
-    }
-    if (laws.empty()) laws.push_back(search::uniform_law(*c.space));
-    search::SampleOptions so;
-    so.input = input;
-    so.classes = classes;
-    so.seed = cell_seed;
-    so.with_specs = true;
-    auto samples = search::sample_laws(*c.space, laws, 4 * c.count + 8, so);
-    // Models inside the window first (stable), then the rest; no model twice.
-    std::stable_partition(samples.begin(), samples.end(), [&](const search::Sample& s) {
-      return s.analytics.params >= c.lo && s.analytics.params <= c.hi;
-    });
-    int got = 0;
-    for (auto& s : samples) {
-      if (got == c.count) break;
-      if (!taken.insert(s.spec.name).second) continue;
-      plan.push_back({c.space->name, s.vars, std::move(s.spec)});
-      ++got;
-    }
-  }
-  return plan;
 }
 
 struct MeasureOpts {
@@ -158,8 +75,10 @@ int run_measure(const MeasureOpts& o) {
   Progress progress;
   std::vector<calib::Candidate> plan;
   if (o.models.empty()) {
-    plan = plan_models(spaces, o.n, o.min_params, o.max_params, shape.input, shape.classes, o.seed,
-                       progress);
+    for (auto& p : search::sample_across_windows(spaces, o.n, o.min_params, o.max_params,
+                                                 shape.input, shape.classes, o.seed,
+                                                 [&](const std::string& s) { progress.line(s); }))
+      plan.push_back({p.space, std::move(p.vars), std::move(p.spec)});
   } else {
     for (const auto& name : o.models) {
       ModelSpec spec = resolve_model(name, shape.input, shape.classes);

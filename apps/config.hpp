@@ -11,7 +11,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "calib/calibrate.hpp"
 #include "quant/format.hpp"
+#include "search/select.hpp"
 
 namespace iotnas::apps {
 
@@ -26,25 +28,8 @@ struct SearchSettings {
   int n_val = 100;  // models drawn per learned law
 };
 
-struct CandidateSettings {
-  int per_window = 1;      // models trained per (space, window) for the Pareto wave
-  double max_flops = 1e7;  // forward FLOPs per image; larger models are never candidates
-  int max_models = 0;      // cap on trained models over the whole run (0: no cap)
-  // Models chosen per constraint among all in-window samples, by predicted latency and by weight
-  // bytes at 8 to 16 bits (never by accuracy); see docs/run.md "Selection".
-  int per_constraint = 0;
-  // Models trained and swept with the same recipe for comparison ("ref:NAME" or spec files).
-  // They stand beside the fronts in the report; they are never on a front or an answer.
-  std::vector<std::string> references;
-};
-
-struct CalibrationSettings {
-  std::string profile;  // a device profile (JSON) to use instead of measuring here ("" = measure)
-  int models = 50;      // models measured on this machine (<= 50)
-  int repeats = 10;     // timed forwards per measurement
-  int rounds = 2;       // interleaved measurement passes
-  int threads = 1;      // threads while timing
-};
+using calib::CalibrationSettings;
+using search::CandidateSettings;
 
 struct TrainingSettings {
   int epochs = 3;
