@@ -10,9 +10,11 @@
 #include <set>
 #include <sstream>
 
+#include "apps/cli_fields.hpp"
 #include "apps/commands.hpp"
 #include "apps/common.hpp"
 #include "apps/progress.hpp"
+#include "calib/calibrate.hpp"
 #include "calib/fit.hpp"
 #include "calib/profile.hpp"
 #include "engine/reference_models.hpp"
@@ -31,9 +33,9 @@ extern "C" void on_stop_signal(int) {
 struct MeasureOpts {
   std::string spaces = "all", out, backend = "auto", data = "fashion-mnist";
   std::vector<std::string> models;  // measure these instead of sampling
-  int n = 200, threads = 1, repeats = 10, warmup = 3, attempts = 3, rounds = 2;
-  double min_params = 1e3, max_params = 1e6, noise = 0.1;
-  uint64_t seed = 1;
+  int n = 200, rounds = 2;
+  double min_params = 1e3, max_params = 1e6;
+  calib::MeasureConfig measure;  // backend: from `backend`
   bool json = false;
 };
 
@@ -51,14 +53,8 @@ int run_measure(const MeasureOpts& o) {
       if (!name.empty()) spaces.push_back(&search::find_space(name));
     if (spaces.empty()) fail("--spaces is empty; name spaces (", search::space_names(), ") or all");
   }
-  calib::MeasureConfig cfg;
+  calib::MeasureConfig cfg = o.measure;
   cfg.backend = kernels::parse_backend(o.backend);
-  cfg.threads = o.threads;
-  cfg.repeats = o.repeats;
-  cfg.warmup = o.warmup;
-  cfg.noise_threshold = o.noise;
-  cfg.max_attempts = o.attempts;
-  cfg.seed = o.seed;
   calib::check_measure_config(cfg);
   const DataShape shape = data_shape(o.data);
   search::check_input(shape.input, shape.classes);
@@ -76,7 +72,7 @@ int run_measure(const MeasureOpts& o) {
   std::vector<calib::Candidate> plan;
   if (o.models.empty()) {
     for (auto& p : search::sample_across_windows(spaces, o.n, o.min_params, o.max_params,
-                                                 shape.input, shape.classes, o.seed,
+                                                 shape.input, shape.classes, cfg.seed,
                                                  [&](const std::string& s) { progress.line(s); }))
       plan.push_back({p.space, std::move(p.vars), std::move(p.spec)});
   } else {
@@ -98,7 +94,7 @@ int run_measure(const MeasureOpts& o) {
                 " of their " + std::to_string(int(plan.size()) * o.rounds) +
                 " measurements already in " + o.out + ") on " +
                 calib::device_summary(calib::describe_device(cfg.backend, cfg.threads)) + ", " +
-                std::to_string(o.rounds) + " interleaved rounds of " + std::to_string(o.repeats) +
+                std::to_string(o.rounds) + " interleaved rounds of " + std::to_string(cfg.repeats) +
                 " timed runs");
   calib::MeasureRun run;
   run.rounds = o.rounds;
@@ -308,22 +304,12 @@ void add_calib_command(CLI::App& app, Action& action) {
       ->capture_default_str();
   m->add_option("--max-params", mo->max_params, "Largest parameter count sampled")
       ->capture_default_str();
-  m->add_option("--threads", mo->threads, "OpenMP threads while timing")->capture_default_str();
+  add_field_options(*m, calib::measure_fields(), mo->measure);
   m->add_option("--backend", mo->backend, "auto, dnnl or portable")->capture_default_str();
   m->add_option("--data", mo->data, "Dataset whose input shape the models take")
       ->capture_default_str();
-  m->add_option("--repeats", mo->repeats, "Timed runs per measurement")->capture_default_str();
-  m->add_option("--warmup", mo->warmup, "Untimed runs first (at least 5 ms of them)")
-      ->capture_default_str();
   m->add_option("--rounds", mo->rounds, "Measurements per model, in interleaved passes")
       ->capture_default_str();
-  m->add_option(
-       "--noise-threshold", mo->noise,
-       "Spread (interquartile range / median) above which a measurement is repeated, then flagged")
-      ->capture_default_str();
-  m->add_option("--attempts", mo->attempts, "Tries per measurement while it is noisy")
-      ->capture_default_str();
-  m->add_option("--seed", mo->seed, "Seed for model sampling and weights")->capture_default_str();
   m->add_flag("--json", mo->json, "Print one JSON summary object on stdout");
   m->callback([&action, mo] { action = [mo] { return run_measure(*mo); }; });
 

@@ -12,38 +12,13 @@
 #include <nlohmann/json.hpp>
 
 #include "calib/calibrate.hpp"
+#include "engine/trainer.hpp"
 #include "quant/format.hpp"
-#include "search/select.hpp"
+#include "search/settings.hpp"
 
 namespace iotnas::apps {
 
 inline constexpr const char* kRunConfigFormat = "iotnas-run/1";
-
-struct SearchSettings {
-  std::string metric = "params";  // "params" or "flops": what the windows slide over
-  double grid_from = 1e3;         // 1-2-5 grid from..to (powers of ten); consecutive points are
-  double grid_to = 1e5;           // the windows
-  int n_init = 100, n_steps = 900, n_eval = 10, clusters = 10;  // GA (search::GaConfig)
-  int n_rescore = 100;
-  int n_val = 100;  // models drawn per learned law
-};
-
-using calib::CalibrationSettings;
-using search::CandidateSettings;
-
-struct TrainingSettings {
-  int epochs = 3;
-  int batch = 128;
-  std::string optimizer = "sgd";
-  double lr = 0.05;
-  double momentum = 0.9;
-  bool nesterov = true;
-  double weight_decay = 5e-4;
-  std::string schedule = "cosine";
-  double warmup_epochs = 0;
-  std::string augment = "auto";  // "auto" (the dataset's default), "on", "off"
-  int64_t train_images = 0;      // 0: the whole training split; else a class-balanced subset
-};
 
 struct EvalSettings {
   int64_t images = 2000;  // fixed class-balanced subset of the test split (0: all of it)
@@ -63,14 +38,16 @@ struct Seeds {
   uint64_t calibrate = 1;
 };
 
+// The run config embeds the libraries' settings (search, candidates, calibration, the training
+// recipe); each has one field table (engine/util/fields.hpp) that reads, writes and checks it.
 struct RunConfig {
   std::string budget = "quick";
   std::string dataset = "fashion-mnist";  // as --data takes it (docs/data.md)
   std::vector<std::string> spaces;        // search spaces, in order
-  SearchSettings search;
-  CandidateSettings candidates;
-  CalibrationSettings calibration;
-  TrainingSettings training;
+  search::SearchSettings search;
+  search::CandidateSettings candidates;
+  calib::CalibrationSettings calibration;
+  TrainRecipe training;
   std::string formats = "all";  // as --types takes it: "all" or "4:3,half,..."
   double tolerance = 0.005;     // best format: accuracy at most this below float32
   EvalSettings eval;

@@ -143,18 +143,8 @@ void search_stage(Loop& r) {
   const RunConfig& c = r.c;
   const search::Metric metric = search::parse_metric(c.search.metric);
   for (const auto& name : c.spaces) {
-    search::SearchConfig sc;
-    sc.metric = metric;
-    sc.grid = search::grid_125(c.search.grid_from, c.search.grid_to);
-    sc.ga.n_init = c.search.n_init;
-    sc.ga.n_steps = c.search.n_steps;
-    sc.ga.n_eval = c.search.n_eval;
-    sc.ga.clusters = c.search.clusters;
-    sc.ga.n_rescore = c.search.n_rescore;
-    sc.n_val = c.search.n_val;
-    sc.input = r.data.shape;
-    sc.classes = r.data.classes;
-    sc.seed = c.seeds.search;
+    const search::SearchConfig sc =
+        search::search_config(c.search, r.data.shape, r.data.classes, c.seeds.search);
     r.update("search: " + name + " ...");
     r.searches.push_back(search::search_space(search::find_space(name), sc));
     const json ga = {{"n_init", sc.ga.n_init},       {"n_steps", sc.ga.n_steps},
@@ -336,18 +326,8 @@ void plan_stage(Loop& r, Plan& plan) {
 
 TrainConfig train_config(const RunConfig& c, kernels::BackendKind backend) {
   TrainConfig tc;
-  tc.epochs = c.training.epochs;
-  tc.batch = c.training.batch;
+  apply_recipe(c.training, tc);
   tc.seed = c.seeds.train;
-  tc.optimizer.kind = c.training.optimizer;
-  tc.optimizer.lr = c.training.lr;
-  tc.optimizer.momentum = c.training.momentum;
-  tc.optimizer.nesterov = c.training.nesterov;
-  tc.optimizer.weight_decay = c.training.weight_decay;
-  tc.optimizer.schedule = c.training.schedule;
-  tc.optimizer.warmup_epochs = c.training.warmup_epochs;
-  if (c.training.augment == "on") tc.augment = true;
-  if (c.training.augment == "off") tc.augment = false;
   tc.backend = backend;
   tc.eval_each_epoch = false;
   return tc;

@@ -15,6 +15,7 @@
 #include "calib/latency_model.hpp"
 #include "calib/measure.hpp"
 #include "engine/spec.hpp"
+#include "engine/util/fields.hpp"
 
 namespace iotnas::calib {
 
@@ -26,6 +27,12 @@ struct CalibrationSettings {
   int rounds = 2;       // measurements per model; the fastest is kept
   int threads = 1;      // threads while timing
 };
+
+// Ranges of a run config (the profile is checked where it is loaded).
+std::span<const fields::Field<CalibrationSettings>> calibration_fields();
+// The measuring settings `iotnas calib measure` takes as flags (threads, warmup, repeats, noise
+// threshold, attempts, seed); their ranges are check_measure_config's.
+std::span<const fields::Field<MeasureConfig>> measure_fields();
 
 // The measuring config of a run's calibration: whole-model latencies only (no layer times, no
 // speed probe), weights and inputs from `seed`.

@@ -13,22 +13,10 @@
 
 #include "engine/graph.hpp"
 #include "engine/spec.hpp"
+#include "search/settings.hpp"
 #include "search/windows.hpp"
 
 namespace iotnas::search {
-
-// How many models become candidates, and which are never candidates.
-struct CandidateSettings {
-  int per_window = 1;      // models trained per (space, window) for the Pareto wave
-  double max_flops = 1e7;  // forward FLOPs per image; larger models are never candidates
-  int max_models = 0;      // cap on the Pareto wave (0: no cap)
-  // Models chosen per constraint among all in-window samples, by predicted latency and by weight
-  // bytes at 8 to 32 bits (never by accuracy).
-  int per_constraint = 0;
-  // Models trained and swept with the same recipe for comparison ("ref:NAME" or spec files),
-  // resolved by the caller. They are never on a front or in an answer.
-  std::vector<std::string> references;
-};
 
 // A chosen model.
 struct Pick {

@@ -99,7 +99,9 @@ TEST(Select, ConstraintPicksFitTheBytesAndThePredictedLatency) {
     EXPECT_GE(p.analytics.inference_params * 4, bytes) << p.spec.name;
     EXPECT_LE(p.analytics.inference_params, bytes) << p.spec.name;
     EXPECT_TRUE(picked.count(p.spec_json));
-    if (i > 0) EXPECT_GE(p.analytics.inference_params, s.added[i - 1].analytics.inference_params);
+    if (i > 0) {
+      EXPECT_GE(p.analytics.inference_params, s.added[i - 1].analytics.inference_params);
+    }
   }
   // The same picks again are already candidates.
   const auto again = select_for_constraint(searches(), bytes, 1.0, cs, kInput, 10, picked, {});
