@@ -10,16 +10,16 @@
 #include <set>
 #include <sstream>
 
+#include "apps/cli_fields.hpp"
 #include "apps/commands.hpp"
 #include "apps/common.hpp"
 #include "apps/progress.hpp"
+#include "calib/calibrate.hpp"
 #include "calib/fit.hpp"
 #include "calib/profile.hpp"
 #include "engine/reference_models.hpp"
 #include "kernels/base/error.hpp"
-#include "search/ga.hpp"
-#include "search/law.hpp"
-#include "search/windows.hpp"
+#include "search/select.hpp"
 
 namespace iotnas::apps {
 
@@ -30,93 +30,12 @@ extern "C" void on_stop_signal(int) {
   g_stop = true;
 }
 
-// Grid points 1, 2, 5 x 10^k inside [lo, hi], with lo and hi themselves.
-std::vector<double> grid_between(double lo, double hi) {
-  std::vector<double> g{lo};
-  for (double decade = std::pow(10.0, std::floor(std::log10(lo))); decade <= hi; decade *= 10)
-    for (double m : {1.0, 2.0, 5.0})
-      if (m * decade > lo * 1.0001 && m * decade < hi * 0.9999) g.push_back(m * decade);
-  g.push_back(hi);
-  return g;
-}
-
-// Models spread over the spaces and over [lo, hi] parameters: one cell per (window of the 1-2-5
-// grid, space that reaches it), the n models dealt evenly over the cells; in each cell the
-// sampling laws the genetic algorithm learns for that window draw the models (a stratified
-// uniform draw where the GA cannot run). Deterministic in `seed`, so a rerun plans the same models.
-std::vector<calib::Candidate> plan_models(const std::vector<const search::Space*>& spaces, int n,
-                                          double lo, double hi, Shape input, int classes,
-                                          uint64_t seed, Progress& progress) {
-  struct Cell {
-    const search::Space* space;
-    double lo, hi;
-    int count = 0;
-  };
-  const auto grid = grid_between(lo, hi);
-  std::vector<Cell> cells;
-  for (size_t w = 0; w + 1 < grid.size(); ++w)
-    for (const auto* s : spaces) {
-      const auto reach = search::reachable_range(*s, search::Metric::params, input, classes);
-      if (search::window_coverage(reach, grid[w], grid[w + 1]) != search::Coverage::unreachable)
-        cells.push_back({s, grid[w], grid[w + 1]});
-    }
-  if (cells.empty()) fail("no search space reaches [", lo, ", ", hi, "] parameters");
-  const int C = int(cells.size());
-  if (n >= C) {
-    for (auto& c : cells) c.count = n / C;
-    const int extra = n % C;
-    for (int i = 0; i < extra; ++i) cells[size_t(int64_t(i) * C / extra)].count++;
-  } else {
-    for (int i = 0; i < n; ++i) cells[size_t(int64_t(i) * C / n)].count++;
-  }
-  std::vector<calib::Candidate> plan;
-  std::set<std::string> taken;
-  for (size_t ci = 0; ci < cells.size(); ++ci) {
-    const Cell& c = cells[ci];
-    if (c.count == 0) continue;
-    const uint64_t cell_seed = derive_seed(seed, ci);
-    std::vector<search::Law> laws;
-    try {
-      search::GaConfig ga;
-      ga.n_init = 40;
-      ga.n_steps = 200;
-      ga.clusters = 4;
-      ga.n_rescore = 20;
-      ga.seed = cell_seed;
-      laws = search::learn_laws(*c.space, {search::Metric::params, c.lo, c.hi, input, classes}, ga)
-                 .laws;
-    } catch (const Error& e) {
-      progress.line(c.space->name + ": no laws for [" + std::to_string(int64_t(c.lo)) + ", " +
-                    std::to_string(int64_t(c.hi)) + "] (" + e.what() + "): uniform draw instead");
-    }
-    if (laws.empty()) laws.push_back(search::uniform_law(*c.space));
-    search::SampleOptions so;
-    so.input = input;
-    so.classes = classes;
-    so.seed = cell_seed;
-    so.with_specs = true;
-    auto samples = search::sample_laws(*c.space, laws, 4 * c.count + 8, so);
-    // Models inside the window first (stable), then the rest; no model twice.
-    std::stable_partition(samples.begin(), samples.end(), [&](const search::Sample& s) {
-      return s.analytics.params >= c.lo && s.analytics.params <= c.hi;
-    });
-    int got = 0;
-    for (auto& s : samples) {
-      if (got == c.count) break;
-      if (!taken.insert(s.spec.name).second) continue;
-      plan.push_back({c.space->name, s.vars, std::move(s.spec)});
-      ++got;
-    }
-  }
-  return plan;
-}
-
 struct MeasureOpts {
   std::string spaces = "all", out, backend = "auto", data = "fashion-mnist";
   std::vector<std::string> models;  // measure these instead of sampling
-  int n = 200, threads = 1, repeats = 10, warmup = 3, attempts = 3, rounds = 2;
-  double min_params = 1e3, max_params = 1e6, noise = 0.1;
-  uint64_t seed = 1;
+  int n = 200, rounds = 2;
+  double min_params = 1e3, max_params = 1e6;
+  calib::MeasureConfig measure;  // backend: from `backend`
   bool json = false;
 };
 
@@ -134,14 +53,8 @@ int run_measure(const MeasureOpts& o) {
       if (!name.empty()) spaces.push_back(&search::find_space(name));
     if (spaces.empty()) fail("--spaces is empty; name spaces (", search::space_names(), ") or all");
   }
-  calib::MeasureConfig cfg;
+  calib::MeasureConfig cfg = o.measure;
   cfg.backend = kernels::parse_backend(o.backend);
-  cfg.threads = o.threads;
-  cfg.repeats = o.repeats;
-  cfg.warmup = o.warmup;
-  cfg.noise_threshold = o.noise;
-  cfg.max_attempts = o.attempts;
-  cfg.seed = o.seed;
   calib::check_measure_config(cfg);
   const DataShape shape = data_shape(o.data);
   search::check_input(shape.input, shape.classes);
@@ -158,8 +71,10 @@ int run_measure(const MeasureOpts& o) {
   Progress progress;
   std::vector<calib::Candidate> plan;
   if (o.models.empty()) {
-    plan = plan_models(spaces, o.n, o.min_params, o.max_params, shape.input, shape.classes, o.seed,
-                       progress);
+    for (auto& p : search::sample_across_windows(spaces, o.n, o.min_params, o.max_params,
+                                                 shape.input, shape.classes, cfg.seed,
+                                                 [&](const std::string& s) { progress.line(s); }))
+      plan.push_back({p.space, std::move(p.vars), std::move(p.spec)});
   } else {
     for (const auto& name : o.models) {
       ModelSpec spec = resolve_model(name, shape.input, shape.classes);
@@ -179,7 +94,7 @@ int run_measure(const MeasureOpts& o) {
                 " of their " + std::to_string(int(plan.size()) * o.rounds) +
                 " measurements already in " + o.out + ") on " +
                 calib::device_summary(calib::describe_device(cfg.backend, cfg.threads)) + ", " +
-                std::to_string(o.rounds) + " interleaved rounds of " + std::to_string(o.repeats) +
+                std::to_string(o.rounds) + " interleaved rounds of " + std::to_string(cfg.repeats) +
                 " timed runs");
   calib::MeasureRun run;
   run.rounds = o.rounds;
@@ -389,22 +304,12 @@ void add_calib_command(CLI::App& app, Action& action) {
       ->capture_default_str();
   m->add_option("--max-params", mo->max_params, "Largest parameter count sampled")
       ->capture_default_str();
-  m->add_option("--threads", mo->threads, "OpenMP threads while timing")->capture_default_str();
+  add_field_options(*m, calib::measure_fields(), mo->measure);
   m->add_option("--backend", mo->backend, "auto, dnnl or portable")->capture_default_str();
   m->add_option("--data", mo->data, "Dataset whose input shape the models take")
       ->capture_default_str();
-  m->add_option("--repeats", mo->repeats, "Timed runs per measurement")->capture_default_str();
-  m->add_option("--warmup", mo->warmup, "Untimed runs first (at least 5 ms of them)")
-      ->capture_default_str();
   m->add_option("--rounds", mo->rounds, "Measurements per model, in interleaved passes")
       ->capture_default_str();
-  m->add_option(
-       "--noise-threshold", mo->noise,
-       "Spread (interquartile range / median) above which a measurement is repeated, then flagged")
-      ->capture_default_str();
-  m->add_option("--attempts", mo->attempts, "Tries per measurement while it is noisy")
-      ->capture_default_str();
-  m->add_option("--seed", mo->seed, "Seed for model sampling and weights")->capture_default_str();
   m->add_flag("--json", mo->json, "Print one JSON summary object on stdout");
   m->callback([&action, mo] { action = [mo] { return run_measure(*mo); }; });
 

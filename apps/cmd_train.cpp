@@ -7,6 +7,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "apps/cli_fields.hpp"
 #include "apps/commands.hpp"
 #include "apps/common.hpp"
 #include "apps/progress.hpp"
@@ -20,15 +21,22 @@ namespace iotnas::apps {
 
 namespace {
 
+// `iotnas train`'s defaults: 10 epochs, and OptimizerConfig's (no Nesterov, no weight decay).
+TrainRecipe train_defaults() {
+  TrainRecipe r;
+  r.epochs = 10;
+  r.nesterov = false;
+  r.weight_decay = 0;
+  return r;
+}
+
 struct TrainOpts {
   std::string model, data, out, backend = "auto";
-  int epochs = 10, batch = 128, threads = 0;
-  double lr = 0.05;
+  int threads = 0;
+  TrainRecipe recipe = train_defaults();
   uint64_t seed = 0;
   bool json = false;
-  OptimizerConfig opt;
   double val_fraction = 0;
-  std::string augment = "auto";
   bool eval_each_epoch = true;
 };
 
@@ -57,12 +65,16 @@ int run_train(const TrainOpts& o) {
   if (o.threads < 0 || o.threads > 1024)
     fail("--threads ", o.threads, " is out of range [0, 1024]");
   // Values train() checks too, checked here before the data is loaded.
-  if (o.epochs < 1 || o.epochs > 100000)
-    fail("--epochs ", o.epochs, " is out of range [1, 100000]");
-  if (o.batch < 1 || o.batch > 65536) fail("--batch ", o.batch, " is out of range [1, 65536]");
-  OptimizerConfig opt = o.opt;
-  opt.lr = o.lr;
-  validate(opt);
+  const TrainRecipe& rc = o.recipe;
+  if (rc.epochs < 1 || rc.epochs > 100000)
+    fail("--epochs ", rc.epochs, " is out of range [1, 100000]");
+  if (rc.batch < 1 || rc.batch > 65536) fail("--batch ", rc.batch, " is out of range [1, 65536]");
+  TrainConfig cfg;
+  apply_recipe(rc, cfg);
+  cfg.seed = o.seed;
+  cfg.val_fraction = o.val_fraction;
+  cfg.eval_each_epoch = o.eval_each_epoch;
+  validate(cfg.optimizer);
   if (o.threads > 0) omp_set_num_threads(o.threads);
   const auto backend = kernels::parse_backend(o.backend);
   const DatasetInfo info = dataset_info(o.data);
@@ -74,24 +86,14 @@ int run_train(const TrainOpts& o) {
   const Dataset data = load_dataset(o.data);
   check_model_fits(model, data);
 
-  TrainConfig cfg;
-  cfg.epochs = o.epochs;
-  cfg.batch = o.batch;
-  cfg.seed = o.seed;
-  cfg.optimizer = o.opt;
-  cfg.optimizer.lr = o.lr;
   cfg.backend = backend;
-  cfg.val_fraction = o.val_fraction;
-  cfg.eval_each_epoch = o.eval_each_epoch;
-  if (o.augment == "on") cfg.augment = true;
-  if (o.augment == "off") cfg.augment = false;
 
   char head[256];
   std::snprintf(head, sizeof head,
                 "training %s (%lld params, %.3f MFLOP/image) on %s: %lld images, "
                 "%d epochs, batch %d, backend %s, %d threads",
                 spec.name.empty() ? o.model.c_str() : spec.name.c_str(), (long long)a.params,
-                a.flops / 1e6, data.name.c_str(), (long long)data.train_size(), o.epochs, o.batch,
+                a.flops / 1e6, data.name.c_str(), (long long)data.train_size(), rc.epochs, rc.batch,
                 kernels::backend_name(backend), omp_get_max_threads());
   progress.line(head);
   auto on_progress = [&](const TrainProgress& p) {
@@ -127,11 +129,11 @@ int run_train(const TrainOpts& o) {
   j["params"] = a.params;
   j["flops"] = a.flops;
   j["peak_activation_bytes"] = a.peak_activation_bytes;
-  j["epochs"] = o.epochs;
-  j["batch"] = o.batch;
-  j["lr"] = o.lr;
-  j["optimizer"] = o.opt.kind;
-  j["schedule"] = o.opt.schedule;
+  j["epochs"] = rc.epochs;
+  j["batch"] = rc.batch;
+  j["lr"] = rc.lr;
+  j["optimizer"] = rc.optimizer;
+  j["schedule"] = rc.schedule;
   j["seed"] = o.seed;
   j["backend"] = kernels::backend_name(backend);
   j["threads"] = omp_get_max_threads();
@@ -203,27 +205,14 @@ void add_train_command(CLI::App& app, Action& action) {
   cmd->add_option("--data", o->data,
                   "fashion-mnist, mnist:DIR, cifar10:DIR or synthetic[:...] (docs/data.md)")
       ->required();
-  cmd->add_option("--epochs", o->epochs, "Training epochs")->capture_default_str();
-  cmd->add_option("--batch", o->batch, "Batch size")->capture_default_str();
-  cmd->add_option("--lr", o->lr, "Peak learning rate")->capture_default_str();
+  auto recipe = add_field_options(*cmd, recipe_fields(), o->recipe);
+  recipe.at("--augment")->check(CLI::IsMember({"auto", "on", "off"}));
   cmd->add_option("--seed", o->seed, "Seed for weights, data order and augmentation")
       ->capture_default_str();
   cmd->add_option("--threads", o->threads, "OpenMP threads (0 = all cores)")->capture_default_str();
   cmd->add_option("--backend", o->backend, "auto, dnnl or portable")->capture_default_str();
-  cmd->add_option("--optimizer", o->opt.kind, "sgd or adam")->capture_default_str();
-  cmd->add_option("--momentum", o->opt.momentum, "SGD momentum")->capture_default_str();
-  cmd->add_flag("--nesterov,!--no-nesterov", o->opt.nesterov, "Nesterov momentum")
-      ->capture_default_str();
-  cmd->add_option("--weight-decay", o->opt.weight_decay, "L2 on conv/dense weights")
-      ->capture_default_str();
-  cmd->add_option("--schedule", o->opt.schedule, "Learning-rate schedule: cosine or constant")
-      ->capture_default_str();
-  cmd->add_option("--warmup", o->opt.warmup_epochs, "Linear warm-up epochs")->capture_default_str();
   cmd->add_option("--val-fraction", o->val_fraction,
                   "Share of training images held out for validation")
-      ->capture_default_str();
-  cmd->add_option("--augment", o->augment, "auto (the dataset's default), on or off")
-      ->check(CLI::IsMember({"auto", "on", "off"}))
       ->capture_default_str();
   cmd->add_flag("!--final-eval-only", o->eval_each_epoch,
                 "Evaluate on the test set only after the last epoch");

@@ -11,54 +11,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "calib/calibrate.hpp"
+#include "engine/trainer.hpp"
 #include "quant/format.hpp"
+#include "search/settings.hpp"
 
 namespace iotnas::apps {
 
 inline constexpr const char* kRunConfigFormat = "iotnas-run/1";
-
-struct SearchSettings {
-  std::string metric = "params";  // "params" or "flops": what the windows slide over
-  double grid_from = 1e3;         // 1-2-5 grid from..to (powers of ten); consecutive points are
-  double grid_to = 1e5;           // the windows
-  int n_init = 100, n_steps = 900, n_eval = 10, clusters = 10;  // GA (search::GaConfig)
-  int n_rescore = 100;
-  int n_val = 100;  // models drawn per learned law
-};
-
-struct CandidateSettings {
-  int per_window = 1;      // models trained per (space, window) for the Pareto wave
-  double max_flops = 1e7;  // forward FLOPs per image; larger models are never candidates
-  int max_models = 0;      // cap on trained models over the whole run (0: no cap)
-  // Models chosen per constraint among all in-window samples, by predicted latency and by weight
-  // bytes at 8 to 16 bits (never by accuracy); see docs/run.md "Selection".
-  int per_constraint = 0;
-  // Models trained and swept with the same recipe for comparison ("ref:NAME" or spec files).
-  // They stand beside the fronts in the report; they are never on a front or an answer.
-  std::vector<std::string> references;
-};
-
-struct CalibrationSettings {
-  std::string profile;  // a device profile (JSON) to use instead of measuring here ("" = measure)
-  int models = 50;      // models measured on this machine (<= 50)
-  int repeats = 10;     // timed forwards per measurement
-  int rounds = 2;       // interleaved measurement passes
-  int threads = 1;      // threads while timing
-};
-
-struct TrainingSettings {
-  int epochs = 3;
-  int batch = 128;
-  std::string optimizer = "sgd";
-  double lr = 0.05;
-  double momentum = 0.9;
-  bool nesterov = true;
-  double weight_decay = 5e-4;
-  std::string schedule = "cosine";
-  double warmup_epochs = 0;
-  std::string augment = "auto";  // "auto" (the dataset's default), "on", "off"
-  int64_t train_images = 0;      // 0: the whole training split; else a class-balanced subset
-};
 
 struct EvalSettings {
   int64_t images = 2000;  // fixed class-balanced subset of the test split (0: all of it)
@@ -78,14 +38,16 @@ struct Seeds {
   uint64_t calibrate = 1;
 };
 
+// The run config embeds the libraries' settings (search, candidates, calibration, the training
+// recipe); each has one field table (engine/util/fields.hpp) that reads, writes and checks it.
 struct RunConfig {
   std::string budget = "quick";
   std::string dataset = "fashion-mnist";  // as --data takes it (docs/data.md)
   std::vector<std::string> spaces;        // search spaces, in order
-  SearchSettings search;
-  CandidateSettings candidates;
-  CalibrationSettings calibration;
-  TrainingSettings training;
+  search::SearchSettings search;
+  search::CandidateSettings candidates;
+  calib::CalibrationSettings calibration;
+  TrainRecipe training;
   std::string formats = "all";  // as --types takes it: "all" or "4:3,half,..."
   double tolerance = 0.005;     // best format: accuracy at most this below float32
   EvalSettings eval;

@@ -2,6 +2,8 @@
 // train -> precision sweep -> fronts and constraint answers -> report, in one process. Every
 // finished unit goes to the experiment store at once (apps/store/), and every stage first asks
 // the store whether its unit is already done, so a rerun after a kill resumes where it stopped.
+// The run is built as a Plan (apps/plan.hpp: search -> select -> calibrate -> plan) and then
+// executed unit by unit.
 #pragma once
 
 #include <atomic>

@@ -4,12 +4,15 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
+#include <string>
 #include <vector>
 
 #include "engine/data.hpp"
 #include "engine/model.hpp"
 #include "engine/optimizer.hpp"
 #include "engine/program.hpp"
+#include "engine/util/fields.hpp"
 
 namespace iotnas {
 
@@ -24,6 +27,110 @@ struct TrainConfig {
   bool eval_each_epoch = true;  // test (and validation) accuracy after every epoch
   int eval_batch = 256;
 };
+
+// What determines a trained model besides the model, the data and the seed (with them it keys a
+// training run in a run's store: docs/run.md "training"). The defaults are a run's.
+struct TrainRecipe {
+  int epochs = 3;
+  int batch = 128;
+  std::string optimizer = "sgd";  // OptimizerConfig::kind
+  double lr = 0.05;
+  double momentum = 0.9;
+  bool nesterov = true;
+  double weight_decay = 5e-4;
+  std::string schedule = "cosine";
+  double warmup_epochs = 0;
+  std::string augment = "auto";  // "auto" (the dataset's default), "on", "off"
+  int64_t train_images = 0;      // 0: the whole training split; else a class-balanced subset
+};
+
+// The recipe's fields: JSON keys, ranges of a run config, help and `iotnas train`'s flags.
+inline std::span<const fields::Field<TrainRecipe>> recipe_fields() {
+  using fields::at;
+  using R = TrainRecipe;
+  static const std::vector<fields::Field<R>> table = {
+      {.key = "epochs",
+       .ref = at<&R::epochs>,
+       .help = "Training epochs",
+       .min = 1,
+       .max = 10000,
+       .flag = "--epochs"},
+      {.key = "batch",
+       .ref = at<&R::batch>,
+       .help = "Batch size",
+       .min = 1,
+       .max = 65536,
+       .flag = "--batch"},
+      {.key = "optimizer",
+       .ref = at<&R::optimizer>,
+       .help = "sgd or adam",
+       .choices = {"sgd", "adam"},
+       .flag = "--optimizer"},
+      {.key = "lr",
+       .ref = at<&R::lr>,
+       .help = "Peak learning rate",
+       .min = 0,
+       .min_open = true,
+       .max_open = true,
+       .rule = "must be positive",
+       .flag = "--lr"},
+      {.key = "momentum",
+       .ref = at<&R::momentum>,
+       .help = "SGD momentum",
+       .min = 0,
+       .max = 1,
+       .max_open = true,
+       .flag = "--momentum"},
+      {.key = "nesterov",
+       .ref = at<&R::nesterov>,
+       .help = "Nesterov momentum",
+       .flag = "--nesterov,!--no-nesterov"},
+      {.key = "weight_decay",
+       .ref = at<&R::weight_decay>,
+       .help = "L2 on conv/dense weights",
+       .min = 0,
+       .flag = "--weight-decay"},
+      {.key = "schedule",
+       .ref = at<&R::schedule>,
+       .help = "Learning-rate schedule: cosine or constant",
+       .choices = {"cosine", "constant"},
+       .flag = "--schedule"},
+      {.key = "warmup_epochs",
+       .ref = at<&R::warmup_epochs>,
+       .help = "Linear warm-up epochs",
+       .min = 0,
+       .also = [](const R& r) { return r.warmup_epochs <= r.epochs; },
+       .rule = "must be in [0, training.epochs]",
+       .flag = "--warmup"},
+      {.key = "augment",
+       .ref = at<&R::augment>,
+       .help = "auto (the dataset's default), on or off",
+       .choices = {"auto", "on", "off"},
+       .flag = "--augment"},
+      {.key = "train_images",
+       .ref = at<&R::train_images>,
+       .help = "Class-balanced subset of the training split (0: all of it)",
+       .min = 0,
+       .rule = "must be >= 0 (0: all)"},
+  };
+  return table;
+}
+
+// The training config of a recipe (train_images is the caller's: it chooses the data).
+inline void apply_recipe(const TrainRecipe& r, TrainConfig& c) {
+  c.epochs = r.epochs;
+  c.batch = r.batch;
+  c.optimizer.kind = r.optimizer;
+  c.optimizer.lr = r.lr;
+  c.optimizer.momentum = r.momentum;
+  c.optimizer.nesterov = r.nesterov;
+  c.optimizer.weight_decay = r.weight_decay;
+  c.optimizer.schedule = r.schedule;
+  c.optimizer.warmup_epochs = r.warmup_epochs;
+  c.augment.reset();
+  if (r.augment == "on") c.augment = true;
+  if (r.augment == "off") c.augment = false;
+}
 
 struct EpochStats {
   int epoch = 0;              // 1-based

@@ -1,0 +1,56 @@
+// The work of one `iotnas run` as plain data: the chosen models and the units of work on them,
+// each with the store key that says whether it is done. run_pipeline builds it once (search ->
+// select -> calibrate -> plan) and then executes it unit by unit, so that several processes can
+// share one plan and split its units.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "apps/store/store.hpp"
+#include "quant/format.hpp"
+#include "search/select.hpp"
+
+namespace iotnas::apps {
+
+struct PlanModel : search::Pick {
+  int64_t model_id = 0;  // in the run's store; 0 until it is put there
+};
+
+struct PlanUnit {
+  enum class Kind { measure, train, sweep };
+  Kind kind = Kind::train;
+  int model = 0;  // index into Plan::models
+  // measure: the model's key (a latency is kept per model and device); train: the training run's
+  // key; sweep: the same run's key (a sweep is kept per run and Plan::eval_key).
+  std::string key;
+};
+
+struct Plan {
+  std::vector<PlanModel> models;            // in the order they were chosen
+  std::vector<int> candidates;              // models trained and swept, in this order
+  std::string recipe_json;                  // the training recipe (recipe_json of the run config)
+  std::string eval_key;                     // the evaluation set every sweep uses
+  std::vector<quant::FloatFormat> formats;  // the formats every sweep evaluates
+  // Measurements for the calibration (run while the plan is built: the constraint picks need
+  // the latency model), then train i and sweep i for each candidate i in turn.
+  std::vector<PlanUnit> units;
+};
+
+// Appends a model; returns its index.
+int add_model(Plan& plan, search::Pick pick);
+
+// The store key of training the model `spec_json` with `recipe_json` on `dataset` from `seed`.
+std::string run_key(const std::string& spec_json, const std::string& dataset,
+                    const std::string& recipe_json, uint64_t seed);
+
+// Appends a measure unit for each of `models` (indices into plan.models).
+void plan_measurements(Plan& plan, const std::vector<int>& models);
+// Appends train and sweep units for every candidate (plan.recipe_json must be set).
+void plan_runs(Plan& plan, const std::string& dataset, uint64_t seed);
+
+// The store's row of a planned model.
+ModelRow model_row(const search::Pick& p);
+
+}  // namespace iotnas::apps
