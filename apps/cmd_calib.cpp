@@ -54,7 +54,7 @@ int run_measure(const MeasureOpts& o) {
     if (spaces.empty()) fail("--spaces is empty; name spaces (", search::space_names(), ") or all");
   }
   calib::MeasureConfig cfg = o.measure;
-  cfg.backend = kernels::parse_backend(o.backend);
+  cfg.backend = parse_backend(o.backend);
   calib::check_measure_config(cfg);
   const DataShape shape = data_shape(o.data);
   search::check_input(shape.input, shape.classes);

@@ -5,8 +5,8 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/commands.hpp"
+#include "engine/backend.hpp"
 #include "iotnas/config.hpp"
-#include "kernels/backends.hpp"
 #include "kernels/cpu_features.hpp"
 
 namespace iotnas::apps {
@@ -28,7 +28,7 @@ void add_info_command(CLI::App& app, Action& action) {
           {"model", cpu.model}, {"isa", cpu.isa_list()}, {"logical_cpus", cpu.logical_cpus}};
       j["threads"] = omp_get_max_threads();
       j["backends"] = nlohmann::json::array();
-      for (const auto& b : kernels::backends()) {
+      for (const auto& b : backends()) {
         nlohmann::json o = {{"name", b.name}, {"built", b.built}, {"usable", b.usable}};
         if (!b.version.empty()) o["version"] = b.version;
         if (!b.why_not.empty()) o["why_not"] = b.why_not;
@@ -44,7 +44,7 @@ void add_info_command(CLI::App& app, Action& action) {
                 << "isa      " << cpu.isa_list() << "\n"
                 << "threads  " << omp_get_max_threads() << " (OpenMP; set with --threads or "
                 << "OMP_NUM_THREADS)\n";
-      for (const auto& b : kernels::backends()) {
+      for (const auto& b : backends()) {
         std::cout << "backend  " << b.name << ": " << (b.usable ? "yes" : "no")
                   << (b.version.empty() ? "" : " (" + b.version + ")")
                   << (b.why_not.empty() ? "" : " - " + b.why_not) << "\n";

@@ -39,7 +39,7 @@ int run_sweep(const SweepOpts& o) {
   if (!(o.tolerance_points >= 0 && o.tolerance_points <= 100))
     fail("--tolerance ", o.tolerance_points, " is out of range: give accuracy points in [0, 100]");
   if (o.limit < 0) fail("--limit ", o.limit, " must be positive (0 = the whole test split)");
-  const auto backend = kernels::parse_backend(o.backend);
+  const auto backend = parse_backend(o.backend);
   quant::SweepOptions so;
   so.formats = quant::parse_types(o.types);
   so.backend = backend;
@@ -67,7 +67,7 @@ int run_sweep(const SweepOpts& o) {
   std::snprintf(head, sizeof head,
                 "sweeping %s over %zu types on %lld %s test images, backend %s, %d threads",
                 model.spec.name.c_str(), so.formats.size(), (long long)set.size(),
-                data.name.c_str(), kernels::backend_name(backend), omp_get_max_threads());
+                data.name.c_str(), backend_name(backend), omp_get_max_threads());
   progress.line(head);
   so.progress = [&](const quant::SweepProgress& p) {
     char buf[200];

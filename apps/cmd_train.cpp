@@ -76,7 +76,7 @@ int run_train(const TrainOpts& o) {
   cfg.eval_each_epoch = o.eval_each_epoch;
   validate(cfg.optimizer);
   if (o.threads > 0) omp_set_num_threads(o.threads);
-  const auto backend = kernels::parse_backend(o.backend);
+  const auto backend = parse_backend(o.backend);
   const DatasetInfo info = dataset_info(o.data);
   const ModelSpec spec = resolve_model(o.model, info.shape, info.classes);
   Model model = make_model(spec, o.seed);
@@ -94,7 +94,7 @@ int run_train(const TrainOpts& o) {
                 "%d epochs, batch %d, backend %s, %d threads",
                 spec.name.empty() ? o.model.c_str() : spec.name.c_str(), (long long)a.params,
                 a.flops / 1e6, data.name.c_str(), (long long)data.train_size(), rc.epochs, rc.batch,
-                kernels::backend_name(backend), omp_get_max_threads());
+                backend_name(backend), omp_get_max_threads());
   progress.line(head);
   auto on_progress = [&](const TrainProgress& p) {
     char buf[256];
@@ -135,7 +135,7 @@ int run_train(const TrainOpts& o) {
   j["optimizer"] = rc.optimizer;
   j["schedule"] = rc.schedule;
   j["seed"] = o.seed;
-  j["backend"] = kernels::backend_name(backend);
+  j["backend"] = backend_name(backend);
   j["threads"] = omp_get_max_threads();
   j["iotnas_version"] = IOTNAS_VERSION;
   j["history"] = nlohmann::json::array();
@@ -161,7 +161,7 @@ struct EvalOpts {
 int run_eval(const EvalOpts& o) {
   if (o.batch < 1 || o.batch > 65536) fail("--batch ", o.batch, " is out of range [1, 65536]");
   if (o.threads > 0) omp_set_num_threads(o.threads);
-  const auto backend = kernels::parse_backend(o.backend);
+  const auto backend = parse_backend(o.backend);
   Checkpoint ck = load_checkpoint(o.model);
   Model model;
   model.spec = ck.spec;
@@ -183,7 +183,7 @@ int run_eval(const EvalOpts& o) {
                       {"images_per_second", r.images / r.seconds},
                       {"params", a.params},
                       {"flops", a.flops},
-                      {"backend", kernels::backend_name(backend)}};
+                      {"backend", backend_name(backend)}};
   if (o.json) {
     std::cout << j.dump() << "\n";
   } else {

@@ -60,13 +60,13 @@ Dataset training_subset(const Dataset& data, int64_t n) {
 // What the stages share while one run is built and executed.
 struct Loop {
   Loop(const RunConfig& config, const std::string& run_dir, const RunHooks& run_hooks,
-       kernels::BackendKind kind)
+       BackendKind kind)
       : c(config), dir(run_dir), hooks(run_hooks), backend(kind), store(Store::open(run_dir)) {}
 
   const RunConfig& c;
   const std::string& dir;
   const RunHooks& hooks;
-  kernels::BackendKind backend;
+  BackendKind backend;
   Store store;
   RunSummary sum;
   Dataset data, train_data;
@@ -324,7 +324,7 @@ void plan_stage(Loop& r, Plan& plan) {
   plan_runs(plan, c.dataset, c.seeds.train);
 }
 
-TrainConfig train_config(const RunConfig& c, kernels::BackendKind backend) {
+TrainConfig train_config(const RunConfig& c, BackendKind backend) {
   TrainConfig tc;
   apply_recipe(c.training, tc);
   tc.seed = c.seeds.train;
@@ -476,7 +476,7 @@ RunSummary run_pipeline(const RunConfig& c, const std::string& dir, const RunHoo
   const auto t0 = Clock::now();
   validate(c, "run config");
   if (c.threads > 0) omp_set_num_threads(c.threads);
-  const auto backend = kernels::parse_backend(c.backend);
+  const auto backend = parse_backend(c.backend);
   // Check the store before loading anything: a store of another version is refused untouched.
   Loop r(c, dir, hooks, backend);
   r.store.put_artifact("config", "run", run_config_to_json(c).dump());

@@ -26,12 +26,12 @@
 #include <string>
 #include <vector>
 
+#include "engine/backend.hpp"
 #include "engine/data.hpp"
 #include "engine/model.hpp"
 #include "engine/program.hpp"
 #include "engine/reference_models.hpp"
 #include "engine/trainer.hpp"
-#include "kernels/backends.hpp"
 #include "kernels/base/error.hpp"
 
 namespace {
@@ -94,12 +94,12 @@ int run_train(const Args& a) {
   cfg.epochs = a.epochs;
   cfg.batch = a.batch;
   cfg.seed = a.seed;
-  cfg.backend = kernels::parse_backend(a.backend);
+  cfg.backend = parse_backend(a.backend);
   cfg.eval_each_epoch = false;
   const TrainReport r = train(model, data, cfg);
   nlohmann::json j;
   j["model"] = a.model;
-  j["backend"] = kernels::backend_name(cfg.backend);
+  j["backend"] = backend_name(cfg.backend);
   j["threads"] = a.threads;
   j["batch"] = a.batch;
   j["seed"] = a.seed;
@@ -123,7 +123,7 @@ int run_steps(const Args& a) {
   Model model = make_model(spec_of(a), a.seed);
   const Analytics an = analyze(model.graph);
   ProgramOptions o;
-  o.backend = kernels::parse_backend(a.backend);
+  o.backend = parse_backend(a.backend);
   o.batch = a.batch;
   o.mode = Mode::train;
   std::vector<float> grads(model.params.size());
@@ -149,7 +149,7 @@ int run_steps(const Args& a) {
   const double med = ms[ms.size() / 2];
   nlohmann::json j;
   j["model"] = a.model;
-  j["backend"] = kernels::backend_name(o.backend);
+  j["backend"] = backend_name(o.backend);
   j["threads"] = a.threads;
   j["step_ms"] = med;
   j["p10_ms"] = ms[ms.size() / 10];
@@ -166,7 +166,7 @@ int run_latency(const Args& a) {
   const Dataset data = load_dataset(kData);
   const EvalSet set = make_eval_set(data, true);
   ProgramOptions o;
-  o.backend = kernels::parse_backend(a.backend);
+  o.backend = parse_backend(a.backend);
   o.batch = 1;
   o.mode = Mode::infer;
   std::vector<float> params = model.params, state = model.state;
@@ -189,7 +189,7 @@ int run_latency(const Args& a) {
   const double median = us[us.size() / 2], floor_us = double(an.flops) / kPeakPerCore * 1e6;
   nlohmann::json j;
   j["model"] = a.model;
-  j["backend"] = kernels::backend_name(o.backend);
+  j["backend"] = backend_name(o.backend);
   j["flops"] = an.flops;
   j["median_us"] = median;
   j["p10_us"] = us[us.size() / 10];

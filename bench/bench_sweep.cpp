@@ -70,7 +70,7 @@ int main(int argc, char** argv) try {
     const Model model = make_model(reference_model(name, data.shape, data.classes), 0);
     const Analytics a = analyze(fold_batch_norm(model).graph);
     quant::SweepOptions o;
-    o.backend = kernels::parse_backend(backend);
+    o.backend = parse_backend(backend);
     o.formats = quant::parse_types(types);
     std::vector<double> plain, rounded;
     quant::sweep(model, set, o);  // warm-up: plans, caches

@@ -85,8 +85,7 @@ std::span<const fields::Field<MeasureConfig>> measure_fields() {
   return kMeasureFields;
 }
 
-MeasureConfig measure_config(const CalibrationSettings& s, kernels::BackendKind backend,
-                             uint64_t seed) {
+MeasureConfig measure_config(const CalibrationSettings& s, BackendKind backend, uint64_t seed) {
   MeasureConfig mc;
   mc.backend = backend;
   mc.threads = s.threads;

@@ -36,8 +36,7 @@ std::span<const fields::Field<MeasureConfig>> measure_fields();
 
 // The measuring config of a run's calibration: whole-model latencies only (no layer times, no
 // speed probe), weights and inputs from `seed`.
-MeasureConfig measure_config(const CalibrationSettings& s, kernels::BackendKind backend,
-                             uint64_t seed);
+MeasureConfig measure_config(const CalibrationSettings& s, BackendKind backend, uint64_t seed);
 
 struct CalibrationModel {
   ModelSpec spec;

@@ -153,7 +153,7 @@ Measurement measure_latency(const ModelSpec& spec, const MeasureConfig& cfg) {
   return best;
 }
 
-double time_speed_probe(kernels::BackendKind backend) {
+double time_speed_probe(BackendKind backend) {
   struct Probe {
     Model model;
     std::vector<float> state, input;
@@ -195,7 +195,7 @@ std::string utc_now_iso() {
   return buf;
 }
 
-nlohmann::json describe_device(kernels::BackendKind backend, int threads) {
+nlohmann::json describe_device(BackendKind backend, int threads) {
   const auto& cpu = kernels::cpu_features();
   nlohmann::json d;
   d["cpu"] = cpu.model;
@@ -219,7 +219,7 @@ nlohmann::json describe_device(kernels::BackendKind backend, int threads) {
   d["build"] = {{"type", IOTNAS_BUILD_TYPE},       {"compiler", IOTNAS_COMPILER},
                 {"arch", IOTNAS_SYSTEM_PROCESSOR}, {"dnnl", bool(IOTNAS_DNNL)},
                 {"native", bool(IOTNAS_NATIVE)},   {"sanitize", bool(IOTNAS_SANITIZE)}};
-  const auto& b = kernels::backend_info(backend);
+  const auto& b = backend_info(backend);
   d["backend"] = b.name;
   if (!b.version.empty()) d["backend_version"] = b.version;
   d["threads"] = threads;

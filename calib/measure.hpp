@@ -10,13 +10,13 @@
 #include <string>
 #include <vector>
 
+#include "engine/backend.hpp"
 #include "engine/spec.hpp"
-#include "kernels/backends.hpp"
 
 namespace iotnas::calib {
 
 struct MeasureConfig {
-  kernels::BackendKind backend = kernels::BackendKind::portable;
+  BackendKind backend = BackendKind::portable;
   int threads = 1;               // OpenMP threads while timing (set and restored)
   int warmup = 3;                // untimed forwards first (at least; see warmup_ms)
   double warmup_ms = 5;          // ... and keep warming up until this much time has passed
@@ -58,7 +58,7 @@ struct Measurement {
 
 // The speed probe alone: median of 10 timed batch-1 forwards of ref:plain-14k (compiled once per
 // backend and kept), after 3 untimed ones, in the calling thread's OpenMP setting.
-double time_speed_probe(kernels::BackendKind backend);
+double time_speed_probe(BackendKind backend);
 
 // Builds the model (random weights from cfg.seed), folds batch norm, compiles an inference
 // program for batch 1 and times it. Throws iotnas::Error when the spec fails shape inference or
@@ -70,7 +70,7 @@ Measurement summarize_times(std::vector<double> times_ms);
 
 // What a measurement was taken on: CPU model, cores, frequency governor and maximum frequency
 // where readable, OS, iotnas version and build options, backend (with version) and threads.
-nlohmann::json describe_device(kernels::BackendKind backend, int threads);
+nlohmann::json describe_device(BackendKind backend, int threads);
 // Two descriptions name the same device setup when CPU model, cores, architecture, backend,
 // threads and build options agree (governor, host name and version may differ).
 bool same_device_setup(const nlohmann::json& a, const nlohmann::json& b);

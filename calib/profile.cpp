@@ -270,7 +270,7 @@ ProfileSettings settings_for(const MeasureConfig& cfg, Shape input, int classes)
   ProfileSettings s;
   s.input = input;
   s.classes = classes;
-  s.backend = kernels::backend_name(cfg.backend);
+  s.backend = backend_name(cfg.backend);
   s.threads = cfg.threads;
   s.warmup = cfg.warmup;
   s.warmup_ms = cfg.warmup_ms;
@@ -283,7 +283,7 @@ ProfileSettings settings_for(const MeasureConfig& cfg, Shape input, int classes)
 
 MeasureConfig config_for(const ProfileSettings& s) {
   MeasureConfig c;
-  c.backend = kernels::parse_backend(s.backend);
+  c.backend = parse_backend(s.backend);
   c.threads = s.threads;
   c.warmup = s.warmup;
   c.warmup_ms = s.warmup_ms;

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -85,6 +86,9 @@ const Backend& backend_info(BackendKind kind);
 // The backends that can run models here, in registry order (tests and benchmarks loop over it).
 std::vector<BackendKind> usable_backends();
 const char* backend_name(BackendKind kind);
+inline std::ostream& operator<<(std::ostream& os, BackendKind kind) {
+  return os << backend_name(kind);
+}
 // "auto" (the usable backend of lowest auto_rank) or a backend's name. Throws iotnas::Error for an
 // unknown or unusable name, saying why and what is available.
 BackendKind parse_backend(const std::string& name);

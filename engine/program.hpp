@@ -19,7 +19,6 @@
 #include "engine/backend.hpp"
 #include "engine/graph.hpp"
 #include "engine/plan.hpp"
-#include "kernels/backends.hpp"  // transitional: kernels::BackendKind for callers not yet moved
 
 namespace iotnas {
 

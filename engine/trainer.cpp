@@ -64,7 +64,7 @@ EvalSet make_eval_set(const Dataset& data, bool test_split, const std::vector<in
   return set;
 }
 
-Evaluator::Evaluator(const Model& model, kernels::BackendKind backend, int batch)
+Evaluator::Evaluator(const Model& model, BackendKind backend, int batch)
     : folded_(fold_batch_norm(model)), params_(folded_.params), batch_(batch) {
   ProgramOptions o;
   o.backend = backend;

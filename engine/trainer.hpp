@@ -23,7 +23,7 @@ struct TrainConfig {
   OptimizerConfig optimizer;
   std::optional<bool> augment;  // default: the dataset's own default
   double val_fraction = 0.0;    // share of the training set held out for validation
-  kernels::BackendKind backend = kernels::BackendKind::portable;
+  BackendKind backend = BackendKind::portable;
   bool eval_each_epoch = true;  // test (and validation) accuracy after every epoch
   int eval_batch = 256;
 };
@@ -190,7 +190,7 @@ struct EvalResult {
 // precision sweep installs rounded parameters and a rounding hook between runs.
 class Evaluator {
  public:
-  Evaluator(const Model& model, kernels::BackendKind backend, int batch = 256);
+  Evaluator(const Model& model, BackendKind backend, int batch = 256);
   const Model& inference_model() const { return folded_; }
   // Replaces the inference parameters (same layout as inference_model().params).
   void set_params(const std::vector<float>& params);

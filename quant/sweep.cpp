@@ -51,7 +51,7 @@ int argmax(const float* v, int k) {
 
 class Runner {
  public:
-  Runner(const Model& folded, const EvalSet& set, kernels::BackendKind backend, int threads)
+  Runner(const Model& folded, const EvalSet& set, BackendKind backend, int threads)
       : g_(folded.graph),
         set_(set),
         params_(folded.params),

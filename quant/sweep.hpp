@@ -7,9 +7,9 @@
 #include <functional>
 #include <vector>
 
+#include "engine/backend.hpp"
 #include "engine/model.hpp"
 #include "engine/trainer.hpp"
-#include "kernels/backends.hpp"
 #include "quant/format.hpp"
 
 namespace iotnas::quant {
@@ -30,7 +30,7 @@ struct SweepProgress {
 
 struct SweepOptions {
   std::vector<FloatFormat> formats;  // empty: all 184, in grid order
-  kernels::BackendKind backend = kernels::BackendKind::portable;
+  BackendKind backend = BackendKind::portable;
   int threads = 0;           // 0: the OpenMP default
   double tolerance = 0.005;  // for `best`: accuracy at most this far below float32's
   std::function<void(const SweepProgress&)> progress;  // after each format (from one thread)

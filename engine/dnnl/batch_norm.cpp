@@ -6,10 +6,8 @@
 namespace iotnas::onednn {
 
 void emit_batch_norm(Net& x, int i) {
-  const Node& node = x.g_.nodes[i];
+  const auto [node, r, src] = x.at(i);
   const Layer& l = node.layer;
-  Net::NodeRt& r = x.rt_[i];
-  const memory& src = x.rt_[node.inputs[0]].out;
   const int c = node.out.c;
   const memory::desc c_md({c}, dt::f32, tag::x);
   const float* gamma = x.buf_.params + node.param_offset;
@@ -60,19 +58,20 @@ void emit_batch_norm(Net& x, int i) {
   std::vector<Step> after;
   memory dsrc = x.grad_target(i, 0, bpd.diff_src_desc(), after);
   if (!dsrc) dsrc = x.new_mem(bpd.diff_src_desc());  // the image: gradient unused
-  r.bwd.push_back(x.exec(dnnl::batch_normalization_backward(bpd),
-                         {{DNNL_ARG_SRC, src},
-                          {DNNL_ARG_MEAN, mean},
-                          {DNNL_ARG_VARIANCE, var},
-                          {DNNL_ARG_DIFF_DST, ddst},
-                          {DNNL_ARG_SCALE, scale},
-                          // Unused by backward, but oneDNN 2.6's plain-layout (ncsp)
-                          // implementation refuses to run without it.
-                          {DNNL_ARG_SHIFT, shift},
-                          {DNNL_ARG_DIFF_SRC, dsrc},
-                          {DNNL_ARG_DIFF_SCALE, x.user_mem(c_md, gptr)},
-                          {DNNL_ARG_DIFF_SHIFT, x.user_mem(c_md, gptr + c)}}));
-  r.bwd.insert(r.bwd.end(), after.begin(), after.end());
+  Net::append(r.bwd,
+              x.exec(dnnl::batch_normalization_backward(bpd),
+                     {{DNNL_ARG_SRC, src},
+                      {DNNL_ARG_MEAN, mean},
+                      {DNNL_ARG_VARIANCE, var},
+                      {DNNL_ARG_DIFF_DST, ddst},
+                      {DNNL_ARG_SCALE, scale},
+                      // Unused by backward, but oneDNN 2.6's plain-layout (ncsp)
+                      // implementation refuses to run without it.
+                      {DNNL_ARG_SHIFT, shift},
+                      {DNNL_ARG_DIFF_SRC, dsrc},
+                      {DNNL_ARG_DIFF_SCALE, x.user_mem(c_md, gptr)},
+                      {DNNL_ARG_DIFF_SHIFT, x.user_mem(c_md, gptr + c)}}),
+              after);
 }
 
 }  // namespace iotnas::onednn

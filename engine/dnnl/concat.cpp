@@ -8,15 +8,9 @@
 namespace iotnas::onednn {
 
 void emit_concat(Net& x, int i) {
-  const Node& node = x.g_.nodes[i];
-  Net::NodeRt& r = x.rt_[i];
+  const auto [node, r, src] = x.at(i);
   std::vector<memory::desc> mds;
-  Args args;
-  for (size_t k = 0; k < node.inputs.size(); ++k) {
-    const memory& m = x.rt_[node.inputs[k]].out;
-    mds.push_back(m.get_desc());
-    args[DNNL_ARG_MULTIPLE_SRC + int(k)] = m;
-  }
+  Args args = x.sources(i, mds);
   // Channels-last inputs (batch 1: every convolution's choice) get a channels-last output. Left
   // to choose, oneDNN 2.6 picks an N-H-C-W layout (acbd) for maps of 7x7 and 14x14, on which the
   // pooling after an Inception block has only its reference kernel: 73-120 us instead of 1.
@@ -84,18 +78,16 @@ void emit_concat(Net& x, int i) {
       memory view(part, x.eng_, flat.get_data_handle());
       std::vector<Step> after;
       memory t = x.grad_target(i, int(k), x.rt_[node.inputs[k]].md, after);
-      r.bwd.push_back(x.exec(dnnl::reorder(view, t), {{DNNL_ARG_FROM, view}, {DNNL_ARG_TO, t}}));
-      r.bwd.insert(r.bwd.end(), after.begin(), after.end());
+      Net::append(r.bwd, x.exec(dnnl::reorder(view, t), {{DNNL_ARG_FROM, view}, {DNNL_ARG_TO, t}}),
+                  after);
     }
     offset += s.c;
   }
 }
 
 void emit_flatten(Net& x, int i) {
-  const Node& node = x.g_.nodes[i];
-  Net::NodeRt& r = x.rt_[i];
+  const auto [node, r, src] = x.at(i);
   const int src_node = node.inputs[0];
-  const memory& src = x.rt_[src_node].out;
   bool all_dense = !node.consumers.empty();  // the model's output must be plain
   for (int c : node.consumers) all_dense &= x.g_.nodes[c].layer.op == Op::dense;
   if (all_dense) {
@@ -116,8 +108,8 @@ void emit_flatten(Net& x, int i) {
   std::vector<Step> after;
   memory t = x.grad_target(i, 0, x.rt_[src_node].md, after);
   memory from = all_dense ? r.grad : memory(x.plain(node.in), x.eng_, r.grad.get_data_handle());
-  r.bwd.push_back(x.exec(dnnl::reorder(from, t), {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, t}}));
-  r.bwd.insert(r.bwd.end(), after.begin(), after.end());
+  Net::append(r.bwd, x.exec(dnnl::reorder(from, t), {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, t}}),
+              after);
 }
 
 }  // namespace iotnas::onednn

@@ -8,10 +8,8 @@
 namespace iotnas::onednn {
 
 void emit_conv2d(Net& x, int i) {
-  const Node& node = x.g_.nodes[i];
+  const auto [node, r, src] = x.at(i);
   const Layer& l = node.layer;
-  Net::NodeRt& r = x.rt_[i];
-  const memory& src = x.rt_[node.inputs[0]].out;
   const Shape in = node.in, out = node.out;
   const int g = l.groups;
   memory::dims wdims = g == 1 ? memory::dims{out.c, in.c, l.kernel_h, l.kernel_w}
@@ -35,11 +33,7 @@ void emit_conv2d(Net& x, int i) {
 
   const float* wptr = x.buf_.params + node.param_offset;
   memory w_user = x.user_mem(w_user_md, wptr);
-  memory w = w_user;
-  if (pd.weights_desc() != w_user_md) {
-    w = x.new_mem(pd.weights_desc());
-    x.add_weight_reorder(w_user, w);
-  }
+  memory w = x.weights_as(w_user, pd.weights_desc());
   memory src_used = x.as_layout(src, pd.src_desc(), r.fwd);
   memory dst = x.new_mem(pd.dst_desc());
   Args args{{DNNL_ARG_SRC, src_used}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DST, dst}};
@@ -53,7 +47,6 @@ void emit_conv2d(Net& x, int i) {
   if (!x.train_) return;
 
   // Backward: weights (always) and data (unless the input is the image).
-  float* gptr = x.buf_.grads + node.param_offset;
   auto make_wpd = [&](const memory::desc& s, const memory::desc& d) {
     auto wd = has_bias ? dnnl::convolution_backward_weights::desc(algorithm::convolution_direct, s,
                                                                   w_any, b_md, d, strides, pl, pr)
@@ -80,29 +73,14 @@ void emit_conv2d(Net& x, int i) {
   std::vector<Step>& bwd = r.bwd;
   memory ddst_w = x.as_layout(r.grad, wpd.diff_dst_desc(), bwd);
   memory src_w = x.as_layout(src_used, wpd.src_desc(), bwd);
-  memory dw_user = x.user_mem(w_user_md, gptr);
-  memory dw = wpd.diff_weights_desc() == w_user_md ? dw_user : x.new_mem(wpd.diff_weights_desc());
-  Args wargs{{DNNL_ARG_SRC, src_w}, {DNNL_ARG_DIFF_DST, ddst_w}, {DNNL_ARG_DIFF_WEIGHTS, dw}};
-  if (has_bias) wargs[DNNL_ARG_DIFF_BIAS] = x.user_mem(b_md, gptr + node.weight_count);
-  bwd.push_back(x.exec(dnnl::convolution_backward_weights(wpd), wargs));
-  if (dw != dw_user) x.add_grad_reorder(dw, dw_user, bwd);
+  x.backward_weights<dnnl::convolution_backward_weights>(i, wpd, src_w, ddst_w, w_user_md, b_md);
 
   if (node.inputs[0] != 0) {
     dnnl::convolution_backward_data::desc ddesc(algorithm::convolution_direct, src_any, w_any,
                                                 dst_any, strides, pl, pr);
     dnnl::convolution_backward_data::primitive_desc dpd(ddesc, x.eng_, pd);
-    memory w_d = w;
-    if (dpd.weights_desc() != w.get_desc()) {
-      w_d = x.new_mem(dpd.weights_desc());
-      x.add_weight_reorder(w_user, w_d);
-    }
     memory ddst_d = x.as_layout(r.grad, dpd.diff_dst_desc(), bwd);
-    std::vector<Step> after;
-    memory dsrc = x.grad_target(i, 0, dpd.diff_src_desc(), after);
-    bwd.push_back(
-        x.exec(dnnl::convolution_backward_data(dpd),
-               {{DNNL_ARG_DIFF_DST, ddst_d}, {DNNL_ARG_WEIGHTS, w_d}, {DNNL_ARG_DIFF_SRC, dsrc}}));
-    bwd.insert(bwd.end(), after.begin(), after.end());
+    x.backward_data<dnnl::convolution_backward_data>(i, dpd, ddst_d, w_user, w);
   }
 }
 

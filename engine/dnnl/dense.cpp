@@ -5,9 +5,7 @@
 namespace iotnas::onednn {
 
 void emit_dense(Net& x, int i) {
-  const Node& node = x.g_.nodes[i];
-  Net::NodeRt& r = x.rt_[i];
-  const memory& src = x.rt_[node.inputs[0]].out;
+  const auto [node, r, src] = x.at(i);
   const Shape in = node.in;
   const int units = node.out.c;
   const memory::desc w_user_md({units, in.c, in.h, in.w}, dt::f32, tag::oihw);
@@ -23,11 +21,7 @@ void emit_dense(Net& x, int i) {
   dnnl::inner_product_forward::primitive_desc pd(desc, attr, x.eng_);
   const float* wptr = x.buf_.params + node.param_offset;
   memory w_user = x.user_mem(w_user_md, wptr);
-  memory w = w_user;
-  if (pd.weights_desc() != w_user_md) {
-    w = x.new_mem(pd.weights_desc());
-    x.add_weight_reorder(w_user, w);
-  }
+  memory w = x.weights_as(w_user, pd.weights_desc());
   memory src_used = x.as_layout(src, pd.src_desc(), r.fwd);
   memory dst = x.new_mem(x.plain(node.out));  // [n, units, 1, 1] plain == [n, units]
   memory dst2d(dst_md, x.eng_, dst.get_data_handle());
@@ -37,7 +31,6 @@ void emit_dense(Net& x, int i) {
   x.set_output(i, dst);
   if (!x.train_) return;
 
-  float* gptr = x.buf_.grads + node.param_offset;
   std::vector<Step>& bwd = r.bwd;
   memory grad2d(dst_md, x.eng_, r.grad.get_data_handle());
   auto wdesc = has_bias
@@ -45,26 +38,11 @@ void emit_dense(Net& x, int i) {
                    : dnnl::inner_product_backward_weights::desc(pd.src_desc(), w_any, dst_md);
   dnnl::inner_product_backward_weights::primitive_desc wpd(wdesc, x.eng_, pd);
   memory src_w = x.as_layout(src_used, wpd.src_desc(), bwd);
-  memory dw_user = x.user_mem(w_user_md, gptr);
-  memory dw = wpd.diff_weights_desc() == w_user_md ? dw_user : x.new_mem(wpd.diff_weights_desc());
-  Args wargs{{DNNL_ARG_SRC, src_w}, {DNNL_ARG_DIFF_DST, grad2d}, {DNNL_ARG_DIFF_WEIGHTS, dw}};
-  if (has_bias) wargs[DNNL_ARG_DIFF_BIAS] = x.user_mem(b_md, gptr + node.weight_count);
-  bwd.push_back(x.exec(dnnl::inner_product_backward_weights(wpd), wargs));
-  if (dw != dw_user) x.add_grad_reorder(dw, dw_user, bwd);
+  x.backward_weights<dnnl::inner_product_backward_weights>(i, wpd, src_w, grad2d, w_user_md, b_md);
   if (node.inputs[0] != 0) {
     dnnl::inner_product_backward_data::desc ddesc(src_any, w_any, dst_md);
     dnnl::inner_product_backward_data::primitive_desc dpd(ddesc, x.eng_, pd);
-    memory w_d = w;
-    if (dpd.weights_desc() != w.get_desc()) {
-      w_d = x.new_mem(dpd.weights_desc());
-      x.add_weight_reorder(w_user, w_d);
-    }
-    std::vector<Step> after;
-    memory dsrc = x.grad_target(i, 0, dpd.diff_src_desc(), after);
-    bwd.push_back(
-        x.exec(dnnl::inner_product_backward_data(dpd),
-               {{DNNL_ARG_DIFF_DST, grad2d}, {DNNL_ARG_WEIGHTS, w_d}, {DNNL_ARG_DIFF_SRC, dsrc}}));
-    bwd.insert(bwd.end(), after.begin(), after.end());
+    x.backward_data<dnnl::inner_product_backward_data>(i, dpd, grad2d, w_user, w);
   }
 }
 

@@ -6,18 +6,16 @@
 namespace iotnas::onednn {
 
 void emit_relu(Net& x, int i) {
-  const Node& node = x.g_.nodes[i];
-  Net::NodeRt& r = x.rt_[i];
+  const auto [node, r, src] = x.at(i);
   const int src_node = node.inputs[0];
-  if (x.plan_.nodes[size_t(i)]
-          .relu_after_pool) {  // identity here; the pool applies it (its producer's map is ours)
-    r.out = x.rt_[src_node].out;
+  const NodePlan& plan = x.plan_.nodes[size_t(i)];
+  if (plan.relu_after_pool) {  // identity here; the pool applies it (its producer's map is ours)
+    r.out = src;
     r.md = r.out.get_desc();
     r.grad = x.rt_[src_node].grad;
     return;
   }
-  if (!x.plan_.nodes[size_t(i)].fused) {
-    const memory& src = x.rt_[src_node].out;
+  if (!plan.fused) {
     const prop_kind pk = x.forward_kind();
     dnnl::eltwise_forward::desc d(pk, algorithm::eltwise_relu_use_dst_for_bwd, src.get_desc(), 0.f,
                                   0.f);
@@ -38,22 +36,17 @@ void emit_relu(Net& x, int i) {
   dnnl::eltwise_backward::primitive_desc bpd(bd, x.eng_, fpd);
   std::vector<Step> after;
   memory dsrc = x.grad_target(i, 0, bpd.diff_src_desc(), after);
-  r.bwd.push_back(
+  Net::append(
+      r.bwd,
       x.exec(dnnl::eltwise_backward(bpd),
-             {{DNNL_ARG_DST, r.out}, {DNNL_ARG_DIFF_DST, r.grad}, {DNNL_ARG_DIFF_SRC, dsrc}}));
-  r.bwd.insert(r.bwd.end(), after.begin(), after.end());
+             {{DNNL_ARG_DST, r.out}, {DNNL_ARG_DIFF_DST, r.grad}, {DNNL_ARG_DIFF_SRC, dsrc}}),
+      after);
 }
 
 void emit_add(Net& x, int i) {
-  const Node& node = x.g_.nodes[i];
-  Net::NodeRt& r = x.rt_[i];
+  const auto [node, r, src] = x.at(i);
   std::vector<memory::desc> mds;
-  Args args;
-  for (size_t k = 0; k < node.inputs.size(); ++k) {
-    const memory& m = x.rt_[node.inputs[k]].out;
-    mds.push_back(m.get_desc());
-    args[DNNL_ARG_MULTIPLE_SRC + int(k)] = m;
-  }
+  Args args = x.sources(i, mds);
   std::vector<float> scales(mds.size(), 1.f);
   // The first input's layout for the output, so residual chains keep one layout.
   dnnl::sum::primitive_desc pd(mds[0], scales, mds, x.eng_);
@@ -66,8 +59,9 @@ void emit_add(Net& x, int i) {
     if (node.inputs[k] == 0) continue;
     std::vector<Step> after;
     memory t = x.grad_target(i, int(k), r.md, after);
-    r.bwd.push_back(x.exec(dnnl::reorder(r.grad, t), {{DNNL_ARG_FROM, r.grad}, {DNNL_ARG_TO, t}}));
-    r.bwd.insert(r.bwd.end(), after.begin(), after.end());
+    Net::append(r.bwd,
+                x.exec(dnnl::reorder(r.grad, t), {{DNNL_ARG_FROM, r.grad}, {DNNL_ARG_TO, t}}),
+                after);
   }
 }
 

@@ -53,6 +53,57 @@ class Net {
   };
 
   // ---- for the emitters
+  // Node i, its runtime record and its first input's map.
+  struct At {
+    const Node& node;
+    NodeRt& r;
+    const memory& src;
+  };
+  At at(int i) {
+    const Node& n = g_.nodes[size_t(i)];
+    return {n, rt_[size_t(i)], rt_[size_t(n.inputs[0])].out};
+  }
+  // Memory args DNNL_ARG_MULTIPLE_SRC + k for every input k of node i; their layouts into `mds`.
+  Args sources(int i, std::vector<memory::desc>& mds);
+  // Weights `user` (canonical layout) as a primitive wants them: `have` when it is in that
+  // layout already, else `user` itself, else a buffer the weight reorders fill before a forward.
+  memory weights_as(const memory& user, const memory::desc& want, const memory& have = memory());
+  // Where a primitive writes a weight gradient whose canonical buffer is `user`: `user` itself,
+  // or a buffer in layout `have` that a step appended to `after` reorders into `user`.
+  memory diff_weights_as(const memory& user, const memory::desc& have, std::vector<Step>& after);
+  // The backward-weights step of a layer with weights (conv2d, dense): primitive P from `pd`,
+  // reading `src` and `diff_dst`, into the parameter gradients (canonical layouts `w_user_md`
+  // and `b_md`; the bias only when the layer has one).
+  template <typename P, typename PD>
+  void backward_weights(int i, const PD& pd, const memory& src, const memory& diff_dst,
+                        const memory::desc& w_user_md, const memory::desc& b_md) {
+    const Node& node = g_.nodes[size_t(i)];
+    float* gptr = buf_.grads + node.param_offset;
+    std::vector<Step> after;
+    memory dw = diff_weights_as(user_mem(w_user_md, gptr), pd.diff_weights_desc(), after);
+    Args args{{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_WEIGHTS, dw}};
+    if (node.bias_count) args[DNNL_ARG_DIFF_BIAS] = user_mem(b_md, gptr + node.weight_count);
+    append(rt_[size_t(i)].bwd, exec(P(pd), args), after);
+  }
+  // The backward-data step of a layer with weights (conv2d, dense) into the gradient of node i's
+  // input: primitive P from `pd`, reading `diff_dst` and the weights `user` in pd's layout
+  // (`have` when it is that layout already).
+  template <typename P, typename PD>
+  void backward_data(int i, const PD& pd, const memory& diff_dst, const memory& user,
+                     const memory& have) {
+    memory w = weights_as(user, pd.weights_desc(), have);
+    std::vector<Step> after;
+    memory dsrc = grad_target(i, 0, pd.diff_src_desc(), after);
+    append(rt_[size_t(i)].bwd,
+           exec(P(pd),
+                {{DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DIFF_SRC, dsrc}}),
+           after);
+  }
+  // Appends `step`, then `after` (the reorders of its results into their targets).
+  static void append(std::vector<Step>& steps, Step step, const std::vector<Step>& after) {
+    steps.push_back(std::move(step));
+    steps.insert(steps.end(), after.begin(), after.end());
+  }
   memory new_mem(const memory::desc& md) { return memory(md, eng_); }
   memory user_mem(const memory::desc& md, const float* p) {
     return memory(md, eng_, const_cast<float*>(p));
@@ -74,8 +125,6 @@ class Net {
   }
   // `user` viewed with the dims of `prim` when oneDNN reshaped them (plain bytes are the same).
   memory user_as(const memory& user, const memory& prim);
-  void add_weight_reorder(const memory& user, const memory& prim);
-  void add_grad_reorder(const memory& prim, const memory& user, std::vector<Step>& steps);
   // A relu post-op when the plan fuses node i's relu into it.
   dnnl::primitive_attr relu_attr(int i) const;
   prop_kind forward_kind() const {
@@ -94,17 +143,12 @@ class Net {
   bool weights_ready_ = false;
   std::vector<std::string> impls_;  // implementation of each primitive, in the order built
   int building_ = 0;                // node whose steps are being made
+  void building(int i) { building_ = i; }
 };
 
-// Emitters: node i's forward (and, training, backward) steps into rt_[i].
-void emit_conv2d(Net& x, int i);
-void emit_dense(Net& x, int i);
-void emit_pool(Net& x, int i);  // max_pool, avg_pool
-void emit_global_avg_pool(Net& x, int i);
-void emit_batch_norm(Net& x, int i);
-void emit_relu(Net& x, int i);
-void emit_add(Net& x, int i);
-void emit_concat(Net& x, int i);
-void emit_flatten(Net& x, int i);
+// Emitters (engine/emitters.hpp): node i's forward (and, training, backward) steps into rt_[i].
+void emit_conv2d(Net&, int), emit_dense(Net&, int), emit_batch_norm(Net&, int);
+void emit_max_pool(Net&, int), emit_avg_pool(Net&, int), emit_global_avg_pool(Net&, int);
+void emit_relu(Net&, int), emit_add(Net&, int), emit_concat(Net&, int), emit_flatten(Net&, int);
 
 }  // namespace iotnas::onednn

@@ -5,11 +5,12 @@
 
 namespace iotnas::onednn {
 
-void emit_pool(Net& x, int i) {
-  const Node& node = x.g_.nodes[i];
+namespace {
+
+// max_pool or avg_pool: the same primitive with another algorithm.
+void emit_window_pool(Net& x, int i) {
+  const auto [node, r, src] = x.at(i);
   const Layer& l = node.layer;
-  Net::NodeRt& r = x.rt_[i];
-  const memory& src = x.rt_[node.inputs[0]].out;
   const Shape in = node.in, out = node.out;
   const algorithm alg =
       l.op == Op::max_pool ? algorithm::pooling_max : algorithm::pooling_avg_include_padding;
@@ -58,14 +59,21 @@ void emit_pool(Net& x, int i) {
   memory dsrc = x.grad_target(i, 0, bpd.diff_src_desc(), after);
   Args bargs{{DNNL_ARG_DIFF_DST, ddst}, {DNNL_ARG_DIFF_SRC, dsrc}};
   if (ws) bargs[DNNL_ARG_WORKSPACE] = ws;
-  r.bwd.push_back(x.exec(dnnl::pooling_backward(bpd), bargs));
-  r.bwd.insert(r.bwd.end(), after.begin(), after.end());
+  Net::append(r.bwd, x.exec(dnnl::pooling_backward(bpd), bargs), after);
+}
+
+}  // namespace
+
+void emit_max_pool(Net& x, int i) {
+  emit_window_pool(x, i);
+}
+
+void emit_avg_pool(Net& x, int i) {
+  emit_window_pool(x, i);
 }
 
 void emit_global_avg_pool(Net& x, int i) {
-  const Node& node = x.g_.nodes[i];
-  Net::NodeRt& r = x.rt_[i];
-  const memory& src = x.rt_[node.inputs[0]].out;
+  const auto [node, r, src] = x.at(i);
   const Shape in = node.in;
   const memory::desc dst_any({x.n_, in.c, 1, 1}, dt::f32, tag::any);
   const memory::dims kernel{in.h, in.w}, zero{0, 0};
@@ -83,9 +91,10 @@ void emit_global_avg_pool(Net& x, int i) {
   memory ddst = x.as_layout(r.grad, bpd.diff_dst_desc(), r.bwd);
   std::vector<Step> after;
   memory dsrc = x.grad_target(i, 0, bpd.diff_src_desc(), after);
-  r.bwd.push_back(
-      x.exec(dnnl::pooling_backward(bpd), {{DNNL_ARG_DIFF_DST, ddst}, {DNNL_ARG_DIFF_SRC, dsrc}}));
-  r.bwd.insert(r.bwd.end(), after.begin(), after.end());
+  Net::append(
+      r.bwd,
+      x.exec(dnnl::pooling_backward(bpd), {{DNNL_ARG_DIFF_DST, ddst}, {DNNL_ARG_DIFF_SRC, dsrc}}),
+      after);
 }
 
 }  // namespace iotnas::onednn

@@ -1,34 +1,16 @@
 // The oneDNN executable: a Net per batch size, the Net's layout helpers, the op -> emitter table
 // and the registry row.
-#include <array>
 #include <cstring>
 #include <map>
 #include <memory>
 
 #include "engine/dnnl/emit.hpp"
+#include "engine/emitters.hpp"
 #include "kernels/base/error.hpp"
 
 namespace iotnas::onednn {
 
 namespace {
-
-using Emitter = void (*)(Net&, int);
-
-// Indexed by Op; null: the op has no oneDNN step (Op::input needs none).
-constexpr std::array<Emitter, kNumOps> kEmitters = [] {
-  std::array<Emitter, kNumOps> t{};
-  t[size_t(Op::conv2d)] = emit_conv2d;
-  t[size_t(Op::batch_norm)] = emit_batch_norm;
-  t[size_t(Op::relu)] = emit_relu;
-  t[size_t(Op::max_pool)] = emit_pool;
-  t[size_t(Op::avg_pool)] = emit_pool;
-  t[size_t(Op::global_avg_pool)] = emit_global_avg_pool;
-  t[size_t(Op::add)] = emit_add;
-  t[size_t(Op::concat)] = emit_concat;
-  t[size_t(Op::flatten)] = emit_flatten;
-  t[size_t(Op::dense)] = emit_dense;
-  return t;
-}();
 
 // Sum of a node's edge gradients into its gradient, first in its backward steps.
 void prepend_edge_sum(Net::NodeRt& r, const dnnl::engine& eng, dnnl::stream& strm) {
@@ -127,13 +109,7 @@ Net::Net(const BuildArgs& a, int n, const dnnl::engine& eng, dnnl::stream& strm)
   rt_.resize(count);
   rt_[0].md = plain(g_.input);
   rt_[0].out = new_mem(rt_[0].md);
-  for (size_t i = 1; i < count; ++i) {
-    building_ = int(i);
-    const Op op = g_.nodes[i].layer.op;
-    const Emitter e = kEmitters[size_t(op)];
-    if (!e) fail("model '", g_.name, "': the dnnl backend has no kernel for ", op_name(op));
-    e(*this, int(i));
-  }
+  emit_nodes(*this, g_, "dnnl");
   if (train_)
     for (size_t i = 1; i < count; ++i) prepend_edge_sum(rt_[i], eng_, strm_);
 }
@@ -225,15 +201,34 @@ memory Net::user_as(const memory& user, const memory& prim) {
   return memory(memory::desc(p.dims(), dt::f32, plain_tag), eng_, user.get_data_handle());
 }
 
-void Net::add_weight_reorder(const memory& user_in, const memory& prim) {
+Args Net::sources(int i, std::vector<memory::desc>& mds) {
+  Args args;
+  const Node& node = g_.nodes[size_t(i)];
+  for (size_t k = 0; k < node.inputs.size(); ++k) {
+    const memory& m = rt_[size_t(node.inputs[k])].out;
+    mds.push_back(m.get_desc());
+    args[DNNL_ARG_MULTIPLE_SRC + int(k)] = m;
+  }
+  return args;
+}
+
+memory Net::weights_as(const memory& user_in, const memory::desc& want, const memory& have) {
+  if (have && have.get_desc() == want) return have;
+  if (user_in.get_desc() == want) return user_in;
+  memory prim = new_mem(want);
   memory user = user_as(user_in, prim);
   weight_steps_.push_back(
       exec(dnnl::reorder(user, prim), {{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, prim}}));
+  return prim;
 }
 
-void Net::add_grad_reorder(const memory& prim, const memory& user_in, std::vector<Step>& steps) {
+memory Net::diff_weights_as(const memory& user_in, const memory::desc& have,
+                            std::vector<Step>& after) {
+  if (user_in.get_desc() == have) return user_in;
+  memory prim = new_mem(have);
   memory user = user_as(user_in, prim);
-  steps.push_back(exec(dnnl::reorder(prim, user), {{DNNL_ARG_FROM, prim}, {DNNL_ARG_TO, user}}));
+  after.push_back(exec(dnnl::reorder(prim, user), {{DNNL_ARG_FROM, prim}, {DNNL_ARG_TO, user}}));
+  return prim;
 }
 
 dnnl::primitive_attr Net::relu_attr(int i) const {

@@ -3,8 +3,8 @@
 // (inference, engine/plan.hpp), one gradient buffer per node, and per node the steps its op's
 // emitter made; the steps read the pass's image count n_ when they run.
 //
-// One emitter per op family, one file each (conv.cpp, dense.cpp, pool.cpp, batch_norm.cpp,
-// eltwise.cpp, concat.cpp); program.cpp holds the table from op to emitter and the registry row.
+// One emitter per op family, one file each (weighted.cpp: conv2d and dense; pool.cpp,
+// batch_norm.cpp, eltwise.cpp, concat.cpp); program.cpp holds the executable and the registry row.
 #pragma once
 
 #include <functional>
@@ -64,17 +64,10 @@ class Exec final : public Executable {
   std::vector<std::vector<float>> storage_, grad_storage_;
 };
 
-// Emitters: append node i's forward (and, training, backward) steps.
-void emit_conv2d(Exec& x, int i);
-void emit_dense(Exec& x, int i);
-void emit_max_pool(Exec& x, int i);
-void emit_avg_pool(Exec& x, int i);
-void emit_global_avg_pool(Exec& x, int i);
-void emit_batch_norm(Exec& x, int i);
-void emit_relu(Exec& x, int i);
-void emit_add(Exec& x, int i);
-void emit_concat(Exec& x, int i);
-void emit_flatten(Exec& x, int i);
+// Emitters (engine/emitters.hpp): append node i's forward (and, training, backward) steps.
+void emit_conv2d(Exec&, int), emit_dense(Exec&, int), emit_batch_norm(Exec&, int);
+void emit_max_pool(Exec&, int), emit_avg_pool(Exec&, int), emit_global_avg_pool(Exec&, int);
+void emit_relu(Exec&, int), emit_add(Exec&, int), emit_concat(Exec&, int), emit_flatten(Exec&, int);
 
 // dst = g (write) or dst += g (accumulate), count floats.
 void write_or_add(float* dst, const float* g, int64_t count, bool accumulate);

@@ -1,7 +1,7 @@
 // The portable executable: buffers from the plan, the op -> emitter table, the registry row.
-#include <array>
 #include <cstring>
 
+#include "engine/emitters.hpp"
 #include "engine/portable/emit.hpp"
 #include "iotnas/config.hpp"
 #include "kernels/base/error.hpp"
@@ -9,24 +9,6 @@
 namespace iotnas::portable {
 
 namespace {
-
-using Emitter = void (*)(Exec&, int);
-
-// Indexed by Op; null: the op has no portable kernel (Op::input needs none).
-constexpr std::array<Emitter, kNumOps> kEmitters = [] {
-  std::array<Emitter, kNumOps> t{};
-  t[size_t(Op::conv2d)] = emit_conv2d;
-  t[size_t(Op::batch_norm)] = emit_batch_norm;
-  t[size_t(Op::relu)] = emit_relu;
-  t[size_t(Op::max_pool)] = emit_max_pool;
-  t[size_t(Op::avg_pool)] = emit_avg_pool;
-  t[size_t(Op::global_avg_pool)] = emit_global_avg_pool;
-  t[size_t(Op::add)] = emit_add;
-  t[size_t(Op::concat)] = emit_concat;
-  t[size_t(Op::flatten)] = emit_flatten;
-  t[size_t(Op::dense)] = emit_dense;
-  return t;
-}();
 
 std::unique_ptr<Executable> build(const BuildArgs& a) {
   return std::make_unique<Exec>(a);
@@ -67,12 +49,7 @@ Exec::Exec(const BuildArgs& a)
   }
   fwd_.resize(count);
   bwd_.resize(count);
-  for (size_t i = 1; i < count; ++i) {
-    const Op op = g_.nodes[i].layer.op;
-    const Emitter e = kEmitters[size_t(op)];
-    if (!e) fail("model '", g_.name, "': the portable backend has no kernel for ", op_name(op));
-    e(*this, int(i));
-  }
+  emit_nodes(*this, g_, "portable");
 }
 
 bool Exec::forward(int node) {

@@ -62,7 +62,7 @@ TEST(CalibMeasure, SummaryStatistics) {
 
 TEST(CalibMeasure, TimesATinyModel) {
   MeasureConfig cfg;
-  cfg.backend = kernels::BackendKind::portable;
+  cfg.backend = BackendKind::portable;
   cfg.repeats = 5;
   cfg.warmup_ms = 0;
   const Measurement m = measure_latency(net(4, 3, 8, true, false), cfg);
@@ -98,11 +98,11 @@ TEST(CalibMeasure, TimesATinyModel) {
   const Measurement bare = measure_latency(net(4, 3, 8, true, false), cfg);
   EXPECT_TRUE(bare.layer_ms.empty());
   EXPECT_EQ(bare.probe_ms, 0);
-  EXPECT_GT(time_speed_probe(kernels::BackendKind::portable), 0);
+  EXPECT_GT(time_speed_probe(BackendKind::portable), 0);
 }
 
 TEST(CalibMeasure, DeviceDescription) {
-  const auto d = describe_device(kernels::BackendKind::portable, 3);
+  const auto d = describe_device(BackendKind::portable, 3);
   EXPECT_EQ(d["backend"], "portable");
   EXPECT_EQ(d["threads"], 3);
   EXPECT_TRUE(d.contains("cpu"));
@@ -110,7 +110,7 @@ TEST(CalibMeasure, DeviceDescription) {
   EXPECT_TRUE(d.contains("iotnas_version"));
   EXPECT_TRUE(d["build"].contains("dnnl"));
   EXPECT_TRUE(same_device_setup(d, d));
-  EXPECT_FALSE(same_device_setup(d, describe_device(kernels::BackendKind::portable, 1)));
+  EXPECT_FALSE(same_device_setup(d, describe_device(BackendKind::portable, 1)));
 }
 
 TEST(CalibModels, LogLogRecoversASyntheticLaw) {
@@ -375,7 +375,7 @@ TEST(CalibModels, TooFewPointsAndBadSpec) {
 // A profile of `n` synthetic models with two measurements each.
 Profile synthetic_profile(int n) {
   Profile p;
-  p.devices.push_back(describe_device(kernels::BackendKind::portable, 1));
+  p.devices.push_back(describe_device(BackendKind::portable, 1));
   p.created = p.updated = "2026-12-01T00:00:00Z";
   for (const auto& s : family(n, 21)) {
     if (p.find(s.name) >= 0) continue;
@@ -509,7 +509,7 @@ TEST(CalibProfile, BadInput) {
 
 TEST(CalibProfile, MeasureResumesAndKeepsMeasurements) {
   MeasureConfig cfg;
-  cfg.backend = kernels::BackendKind::portable;
+  cfg.backend = BackendKind::portable;
   cfg.repeats = 3;
   cfg.warmup = 1;
   cfg.warmup_ms = 0;

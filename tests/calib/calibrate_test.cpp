@@ -32,7 +32,7 @@ std::vector<CalibrationModel> tiny_models(int n) {
 MeasureConfig quick_config() {
   CalibrationSettings s;
   s.repeats = 3;
-  MeasureConfig mc = measure_config(s, kernels::BackendKind::portable, 7);
+  MeasureConfig mc = measure_config(s, BackendKind::portable, 7);
   mc.warmup = 1;
   mc.warmup_ms = 0;
   return mc;
@@ -42,7 +42,7 @@ TEST(CalibCalibrate, MeasureConfigTakesWholeModelLatenciesOnly) {
   CalibrationSettings s;
   s.threads = 2;
   s.repeats = 4;
-  const MeasureConfig mc = measure_config(s, kernels::BackendKind::portable, 9);
+  const MeasureConfig mc = measure_config(s, BackendKind::portable, 9);
   EXPECT_EQ(mc.threads, 2);
   EXPECT_EQ(mc.repeats, 4);
   EXPECT_EQ(mc.seed, 9u);

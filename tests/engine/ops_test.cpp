@@ -500,10 +500,6 @@ class Ops : public ::testing::TestWithParam<BackendKind> {
   }
 };
 
-void PrintTo(BackendKind b, std::ostream* os) {
-  *os << backend_name(b);
-}
-
 std::vector<BackendKind> registry_backends() {
   std::vector<BackendKind> v;
   for (const Backend& b : backends()) v.push_back(b.kind);

@@ -68,7 +68,7 @@ TrainConfig recipe(uint64_t seed, int epochs) {
   cfg.optimizer.lr = 0.1;
   cfg.optimizer.momentum = 0.9;
   cfg.optimizer.schedule = "cosine";
-  cfg.backend = kernels::BackendKind::portable;
+  cfg.backend = BackendKind::portable;
   cfg.eval_each_epoch = false;
   return cfg;
 }
