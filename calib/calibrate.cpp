@@ -8,7 +8,6 @@ namespace {
 
 using fields::at;
 using S = CalibrationSettings;
-using M = MeasureConfig;
 
 const std::vector<fields::Field<S>> kCalibrationFields = {
     {.key = "profile",
@@ -32,57 +31,10 @@ const std::vector<fields::Field<S>> kCalibrationFields = {
      .max = 1024},
 };
 
-const std::vector<fields::Field<M>> kMeasureFields = {
-    {.key = "threads",
-     .ref = at<&M::threads>,
-     .help = "OpenMP threads while timing",
-     .min = 1,
-     .max = 1024,
-     .flag = "--threads"},
-    {.key = "repeats",
-     .ref = at<&M::repeats>,
-     .help = "Timed runs per measurement",
-     .min = 1,
-     .max = 100000,
-     .flag = "--repeats"},
-    {.key = "warmup",
-     .ref = at<&M::warmup>,
-     .help = "Untimed runs first (at least 5 ms of them)",
-     .min = 0,
-     .max = 100000,
-     .flag = "--warmup"},
-    {.key = "warmup_ms",
-     .ref = at<&M::warmup_ms>,
-     .help = "Keep warming up until this many ms have passed",
-     .min = 0,
-     .max = 60000},
-    {.key = "noise_threshold",
-     .ref = at<&M::noise_threshold>,
-     .help = "Spread (interquartile range / median) above which a measurement is repeated, then "
-             "flagged",
-     .min = 0,
-     .min_open = true,
-     .flag = "--noise-threshold"},
-    {.key = "max_attempts",
-     .ref = at<&M::max_attempts>,
-     .help = "Tries per measurement while it is noisy",
-     .min = 1,
-     .max = 100,
-     .flag = "--attempts"},
-    {.key = "seed",
-     .ref = at<&M::seed>,
-     .help = "Seed for model sampling and weights",
-     .flag = "--seed"},
-};
-
 }  // namespace
 
 std::span<const fields::Field<CalibrationSettings>> calibration_fields() {
   return kCalibrationFields;
-}
-
-std::span<const fields::Field<MeasureConfig>> measure_fields() {
-  return kMeasureFields;
 }
 
 MeasureConfig measure_config(const CalibrationSettings& s, BackendKind backend, uint64_t seed) {

@@ -30,9 +30,6 @@ struct CalibrationSettings {
 
 // Ranges of a run config (the profile is checked where it is loaded).
 std::span<const fields::Field<CalibrationSettings>> calibration_fields();
-// The measuring settings `iotnas calib measure` takes as flags (threads, warmup, repeats, noise
-// threshold, attempts, seed); their ranges are check_measure_config's.
-std::span<const fields::Field<MeasureConfig>> measure_fields();
 
 // The measuring config of a run's calibration: whole-model latencies only (no layer times, no
 // speed probe), weights and inputs from `seed`.

@@ -7,11 +7,13 @@
 #include <cstdint>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "engine/backend.hpp"
 #include "engine/spec.hpp"
+#include "engine/util/fields.hpp"
 
 namespace iotnas::calib {
 
@@ -34,6 +36,8 @@ struct MeasureConfig {
 };
 // Throws iotnas::Error naming the field when a value is out of range.
 void check_measure_config(const MeasureConfig& c);
+// The field table of the settings a profile records (JSON keys, ranges, `calib measure` flags).
+std::span<const fields::Field<MeasureConfig>> measure_fields();
 
 // One measurement of one model: statistics over `repeats` timed forwards, in milliseconds.
 struct Measurement {

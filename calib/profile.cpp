@@ -92,16 +92,10 @@ json measurement_json(const Measurement& m) {
 }
 
 json settings_json(const ProfileSettings& s) {
-  return {{"input", {s.input.c, s.input.h, s.input.w}},
-          {"classes", s.classes},
-          {"backend", s.backend},
-          {"threads", s.threads},
-          {"warmup", s.warmup},
-          {"warmup_ms", s.warmup_ms},
-          {"repeats", s.repeats},
-          {"noise_threshold", s.noise_threshold},
-          {"max_attempts", s.max_attempts},
-          {"seed", s.seed}};
+  json j = {
+      {"input", {s.input.c, s.input.h, s.input.w}}, {"classes", s.classes}, {"backend", s.backend}};
+  fields::write(measure_fields(), s.measure, j);
+  return j;
 }
 
 // Reads a required field with a message naming the file, the place and the field.
@@ -210,13 +204,19 @@ Profile parse_profile(std::string_view text, const std::string& origin) {
   p.settings.input = {input[0], input[1], input[2]};
   p.settings.classes = get<int>(s, "classes", where + " settings");
   p.settings.backend = get<std::string>(s, "backend", where + " settings");
-  p.settings.threads = get<int>(s, "threads", where + " settings");
-  p.settings.warmup = get<int>(s, "warmup", where + " settings");
-  p.settings.warmup_ms = s.value("warmup_ms", 0.0);
-  p.settings.repeats = get<int>(s, "repeats", where + " settings");
-  p.settings.noise_threshold = get<double>(s, "noise_threshold", where + " settings");
-  p.settings.max_attempts = s.value("max_attempts", 1);
-  p.settings.seed = get<uint64_t>(s, "seed", where + " settings");
+  // The measuring settings, by their field table. Profiles from before warmup_ms and max_attempts
+  // existed lack them: they were measured with no warm-up time and one attempt.
+  MeasureConfig& m = p.settings.measure;
+  m.warmup_ms = 0;
+  m.max_attempts = 1;
+  fields::Reader settings(s, "settings", where);
+  for (const auto& f : measure_fields()) {
+    const std::string key = f.key;
+    if (!s.contains(key) && key != "warmup_ms" && key != "max_attempts")
+      fail(where, " settings: missing field '", key,
+           "' (is this a profile written by `iotnas calib measure`?)");
+    settings.get(f.key, f.ref(m));
+  }
   if (!j.contains("devices") || !j["devices"].is_array()) fail(where, ": missing array 'devices'");
   for (const auto& d : j["devices"]) p.devices.push_back(d);
   if (!j.contains("models") || !j["models"].is_array()) fail(where, ": missing array 'models'");
@@ -271,27 +271,8 @@ ProfileSettings settings_for(const MeasureConfig& cfg, Shape input, int classes)
   s.input = input;
   s.classes = classes;
   s.backend = backend_name(cfg.backend);
-  s.threads = cfg.threads;
-  s.warmup = cfg.warmup;
-  s.warmup_ms = cfg.warmup_ms;
-  s.repeats = cfg.repeats;
-  s.noise_threshold = cfg.noise_threshold;
-  s.max_attempts = cfg.max_attempts;
-  s.seed = cfg.seed;
+  s.measure = cfg;
   return s;
-}
-
-MeasureConfig config_for(const ProfileSettings& s) {
-  MeasureConfig c;
-  c.backend = parse_backend(s.backend);
-  c.threads = s.threads;
-  c.warmup = s.warmup;
-  c.warmup_ms = s.warmup_ms;
-  c.repeats = s.repeats;
-  c.noise_threshold = s.noise_threshold;
-  c.max_attempts = s.max_attempts;
-  c.seed = s.seed;
-  return c;
 }
 
 bool measure_profile(Profile& p, std::span<const Candidate> plan, const MeasureConfig& cfg,

@@ -44,14 +44,10 @@ struct ProfileModel {
 struct ProfileSettings {
   Shape input{1, 28, 28};
   int classes = 10;
-  std::string backend = "portable";
-  int threads = 1;
-  int warmup = 3;
-  double warmup_ms = 5;
-  int repeats = 10;
-  double noise_threshold = 0.1;
-  int max_attempts = 3;
-  uint64_t seed = 1;  // model sampling and weights
+  std::string backend = "portable";  // by name: a profile is read where its backend may be absent
+  // The measuring settings, recorded by their field table (measure_fields()); measure.backend is
+  // not recorded (`backend` is).
+  MeasureConfig measure;
 };
 
 struct Profile {
@@ -117,6 +113,5 @@ void check_same_settings(const Profile& p, const ProfileSettings& wanted,
 
 // Settings of a profile for a measuring config (backend by name).
 ProfileSettings settings_for(const MeasureConfig& cfg, Shape input, int classes);
-MeasureConfig config_for(const ProfileSettings& s);
 
 }  // namespace iotnas::calib
