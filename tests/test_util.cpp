@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <sstream>
 
+#include <unistd.h>
+
 namespace iotnas::test {
 
 uint64_t fresh_seed() {
@@ -13,6 +15,20 @@ uint64_t fresh_seed() {
   static uint64_t counter = 0;
   return uint64_t(std::chrono::steady_clock::now().time_since_epoch().count()) ^
          (++counter * 0x9e3779b97f4a7c15ULL);
+}
+
+TempDir::TempDir(bool create) {
+  static int counter = 0;
+  path = std::filesystem::temp_directory_path() /
+         ("iotnas-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + "-" +
+          std::to_string(fresh_seed() % 1000000007));
+  std::filesystem::remove_all(path);
+  if (create) std::filesystem::create_directories(path);
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);
 }
 
 std::string seed_note(uint64_t seed) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <limits>
 #include <random>
 #include <string>
@@ -29,6 +30,19 @@ inline std::vector<float> nan_vector(size_t n) {
                                      double rtol, double atol);
 ::testing::AssertionResult all_close(const std::vector<float>& got, const std::vector<float>& want,
                                      double rtol, double atol);
+
+// A fresh folder under the system's temporary directory (unique per process and object), removed
+// with everything in it when the object goes. `create` false: only the path is reserved (for
+// tests of code that must create it, or must refuse to).
+struct TempDir {
+  std::filesystem::path path;
+  explicit TempDir(bool create = true);
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string str() const { return path.string(); }
+  std::string operator/(const std::string& name) const { return (path / name).string(); }
+};
 
 // Path of the Fashion-MNIST files, or "" when they are absent (tests then skip).
 std::string fashion_mnist_dir();

@@ -16,27 +16,14 @@
 
 #include "engine/graph.hpp"
 #include "engine/reference_models.hpp"
+#include "test_util.hpp"
 
 namespace iotnas {
 namespace {
 
 namespace fs = std::filesystem;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() /
-           ("iotnas-cli-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
+using test::TempDir;
 
 std::string read_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);

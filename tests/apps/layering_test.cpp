@@ -65,8 +65,8 @@ TEST(Layering, EveryIncludePointsDown) {
         bool ok = false;
         for (const auto& a : allowed) ok |= inc.rfind(a, 0) == 0;
         // engine/util is the bottom of engine: allowed from everywhere engine is.
-        EXPECT_TRUE(ok) << rel << ":" << no << " includes " << inc << ", outside what "
-                        << folder << " may include (docs/architecture.md)";
+        EXPECT_TRUE(ok) << rel << ":" << no << " includes " << inc << ", outside what " << folder
+                        << " may include (docs/architecture.md)";
         // A backend's folder is its own: only its files include its headers.
         std::smatch inc_backend;
         if (std::regex_search(inc, inc_backend, backend_re))

@@ -33,16 +33,7 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("iotnas_run_test_" + std::to_string(::getpid()) + "_" +
-                                        std::to_string(test::fresh_seed() % 1000000007));
-    fs::remove_all(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string str() const { return path.string(); }
-};
+using test::TempDir;
 
 struct Cli {
   int status = -1;
@@ -161,7 +152,7 @@ Best brute_best(Store& s, int64_t max_bytes, double max_ms) {
 }
 
 TEST(RunAnswers, SolveMatchesBruteForceAndExplainsItself) {
-  TempDir dir;
+  TempDir dir(false);
   const Filled f = fill_store(dir.str() + "/run");
   Store s = Store::open(dir.str() + "/run", false);
   for (int64_t bytes : {300, 1000, 2000, 5000, 20000, 1000000}) {
@@ -206,7 +197,7 @@ TEST(RunAnswers, SolveMatchesBruteForceAndExplainsItself) {
 }
 
 TEST(RunAnswers, InfeasibleLimitsExitWithStatus3AndTheSmallestFeasibleValue) {
-  TempDir dir;
+  TempDir dir(false);
   const Filled f = fill_store(dir.str());
   int64_t lightest = INT64_MAX;
   for (int64_t p : f.inference_params)
@@ -233,7 +224,7 @@ TEST(RunAnswers, InfeasibleLimitsExitWithStatus3AndTheSmallestFeasibleValue) {
 }
 
 TEST(RunAnswers, FrontsArePrintedStoredParetoOptimalAndWrittenAsCsv) {
-  TempDir dir;
+  TempDir dir(false);
   fill_store(dir.str());
   const Cli c = iotnas("front --run '" + dir.str() + "'", dir.path);
   ASSERT_EQ(c.status, 0) << c.err;
@@ -278,7 +269,7 @@ TEST(RunAnswers, FrontsArePrintedStoredParetoOptimalAndWrittenAsCsv) {
 }
 
 TEST(RunAnswers, ExportWritesTheSpecAndRoundedWeights) {
-  TempDir dir;
+  TempDir dir(false);
   const Filled f = fill_store(dir.str());
   const fs::path out = dir.path / "model.json";
   const Cli c =
@@ -319,7 +310,7 @@ TEST(RunAnswers, ExportWritesTheSpecAndRoundedWeights) {
 }
 
 TEST(RunAnswers, ReportHasTablesAndPlots) {
-  TempDir dir;
+  TempDir dir(false);
   fill_store(dir.str());
   const Cli c = iotnas("report --run '" + dir.str() + "'", dir.path);
   ASSERT_EQ(c.status, 0) << c.err;
@@ -337,7 +328,7 @@ TEST(RunAnswers, ReportHasTablesAndPlots) {
 }
 
 TEST(RunAnswers, BadInputIsAClearErrorAndTouchesNothing) {
-  TempDir dir;
+  TempDir dir(false);
   fs::create_directories(dir.path);
   // No store.
   Cli c = iotnas("solve --run '" + dir.str() + "/none' --max-weight-bytes 100", dir.path);
@@ -417,7 +408,7 @@ std::map<std::string, double> results_of(const fs::path& dir) {
 }
 
 TEST(RunLoop, TinyRunFillsTheStoreAndResumesAfterSigkill) {
-  TempDir dir;
+  TempDir dir(false);
   fs::create_directories(dir.path);
   const fs::path config = dir.path / "run.json";
   {
@@ -491,7 +482,7 @@ constexpr bool kSanitized = false;
 TEST(RunLoop, SmokeBudgetOnFashionMnist) {
   if (test::fashion_mnist_dir().empty())
     GTEST_SKIP() << "Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)";
-  TempDir dir;
+  TempDir dir(false);
   fs::create_directories(dir.path);
   std::string args = "run --budget smoke --out '" + (dir.path / "run").string() + "'";
   if (kSanitized) {
@@ -604,7 +595,7 @@ std::vector<std::string> units_of(const fs::path& dir, const std::set<std::strin
 TEST(RunLoop, SmokeRunStoresTheSameUnitsAsBefore) {
   if (test::fashion_mnist_dir().empty())
     GTEST_SKIP() << "Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)";
-  TempDir dir;
+  TempDir dir(false);
   fs::create_directories(dir.path);
   const fs::path golden = fs::path(IOTNAS_SOURCE_DIR) / "tests/apps/data/smoke_units.txt";
   const bool write = std::getenv("IOTNAS_WRITE_SMOKE_UNITS") != nullptr;
@@ -644,7 +635,7 @@ TEST(RunLoop, SmokeRunStoresTheSameUnitsAsBefore) {
 }
 
 TEST(RunLoop, SigtermStopsAfterTheUnitInHandAndARerunFinishes) {
-  TempDir dir;
+  TempDir dir(false);
   fs::create_directories(dir.path);
   const fs::path config = dir.path / "run.json";
   {
@@ -675,7 +666,7 @@ TEST(RunLoop, SigtermStopsAfterTheUnitInHandAndARerunFinishes) {
 }
 
 TEST(RunLoop, DivergingTrainingIsRecordedAndSkipped) {
-  TempDir dir;
+  TempDir dir(false);
   fs::create_directories(dir.path);
   const fs::path config = dir.path / "run.json";
   {
@@ -699,7 +690,7 @@ TEST(RunLoop, DivergingTrainingIsRecordedAndSkipped) {
 }
 
 TEST(RunLoop, BadConfigIsAClearErrorAndWritesNothing) {
-  TempDir dir;
+  TempDir dir(false);
   fs::create_directories(dir.path);
   const fs::path config = dir.path / "bad.json";
   {

@@ -25,16 +25,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("iotnas_store_test_" + std::to_string(::getpid()) + "_" +
-                                        std::to_string(test::fresh_seed() % 1000000007));
-    fs::remove_all(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string str() const { return path.string(); }
-};
+using test::TempDir;
 
 std::string read_bytes(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);
@@ -219,7 +210,7 @@ void expect_version1_rows(Store& s) {
 }
 
 TEST(Store, UnitsAreWrittenOnceAndReadBack) {
-  TempDir dir;
+  TempDir dir(false);
   Store s = Store::open(dir.str() + "/nested/run");
   EXPECT_EQ(s.meta("schema_version"), std::to_string(kStoreSchemaVersion));
   EXPECT_EQ(s.integrity_check(), "ok");
@@ -322,7 +313,7 @@ TEST(Store, UnitsAreWrittenOnceAndReadBack) {
 
 // A store written by the code before apps/store/ (version 1) opens and reads back every row.
 TEST(Store, ReadsAVersion1StoreWrittenBeforeTheRowMapper) {
-  TempDir dir;
+  TempDir dir(false);
   copy_version1_store(dir.path);
   Store s = Store::open(dir.str(), false);
   EXPECT_EQ(s.meta("schema_version"), "1");
@@ -362,7 +353,7 @@ std::vector<std::string> schema_of(const fs::path& file) {
 // constraints included; at version 1, also the same text (checked with sqlite3's .schema when
 // kSchema moved into apps/store/tables.hpp).
 TEST(Store, NewStoresHaveTheSchemaOfMigratedOldOnes) {
-  TempDir dir;
+  TempDir dir(false);
   copy_version1_store(dir.path / "old");
   { Store::open((dir.path / "old").string(), false); }
   { Store::open((dir.path / "new").string()); }
@@ -377,7 +368,7 @@ const StoreMigration kAddNote{2,
                               "UPDATE artifacts SET note = kind || '/' || key;"};
 
 TEST(Store, MigratesAnOlderStoreKeepingItsRowsAndRemovesTheCopy) {
-  TempDir dir;
+  TempDir dir(false);
   copy_version1_store(dir.path);
   const fs::path file = dir.path / kStoreFile;
   const fs::path backup = dir.path / (std::string(kStoreFile) + ".v1.bak");
@@ -413,7 +404,7 @@ TEST(Store, MigratesAnOlderStoreKeepingItsRowsAndRemovesTheCopy) {
 // The second of two migrations fails after changing a table: the store is left as it was, byte for
 // byte (the first migration rolled back too), with its copy beside it.
 TEST(Store, FailedMigrationLeavesTheStoreUntouchedAndKeepsTheCopy) {
-  TempDir dir;
+  TempDir dir(false);
   copy_version1_store(dir.path);
   const fs::path file = dir.path / kStoreFile;
   const fs::path backup = dir.path / (std::string(kStoreFile) + ".v1.bak");
@@ -442,7 +433,7 @@ TEST(Store, FailedMigrationLeavesTheStoreUntouchedAndKeepsTheCopy) {
 }
 
 TEST(Store, RefusesANewerStoreUntouched) {
-  TempDir dir;
+  TempDir dir(false);
   const fs::path file = dir.path / kStoreFile;
   {
     Store s = Store::open(dir.str());
@@ -466,7 +457,7 @@ TEST(Store, RefusesANewerStoreUntouched) {
 }
 
 TEST(Store, TransactionsAreAllOrNothing) {
-  TempDir dir;
+  TempDir dir(false);
   Store s = Store::open(dir.str());
   EXPECT_THROW(s.transaction([&] {
     s.put_model(model_row(1));
@@ -483,7 +474,7 @@ TEST(Store, TransactionsAreAllOrNothing) {
 }
 
 TEST(Store, RefusesForeignFilesAndOtherVersionsWithoutTouchingThem) {
-  TempDir dir;
+  TempDir dir(false);
   EXPECT_THROW(Store::open(dir.str(), false), Error);  // missing, not created
   EXPECT_FALSE(fs::exists(dir.path));
 
@@ -538,7 +529,7 @@ TEST(Store, RefusesForeignFilesAndOtherVersionsWithoutTouchingThem) {
 // A child process writes units in a loop and is killed with SIGKILL at a random moment; the store
 // must pass the integrity check, hold whole units only, and accept the rest on a rerun.
 TEST(Store, SurvivesItsWriterBeingKilled) {
-  TempDir dir;
+  TempDir dir(false);
   const uint64_t seed = test::fresh_seed();
   { Store::open(dir.str()); }
   auto write_all = [&](int from) {
