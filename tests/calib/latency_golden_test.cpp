@@ -115,12 +115,12 @@ nlohmann::json record(ModelKind kind, std::span<const ModelFeatures> x, std::spa
   return r;
 }
 
-// Equal but for rounding: hex-float strings and numbers within `rel` (relative), everything else
-// (strings, integers, structure) exactly. Reports the first difference as a path.
+// Equal but for rounding: hex-float strings and numbers within `rel` (relative), other values
+// (strings, structure) exactly. Reports the first difference as a path.
 ::testing::AssertionResult close_to(const nlohmann::json& got, const nlohmann::json& want,
                                     const std::string& path = "", double rel = 1e-9) {
   const auto number = [](const nlohmann::json& v, double& out) {
-    if (v.is_number_float()) return out = v.get<double>(), true;
+    if (v.is_number()) return out = v.get<double>(), true;
     if (!v.is_string()) return false;
     const std::string t = v.get<std::string>();
     if (t.rfind("0x", 0) != 0 && t.rfind("-0x", 0) != 0) return false;
