@@ -25,7 +25,7 @@ stage_name="" stage_start=0 script_start=$(date +%s) summary=""
 stage_end() {
   [ -n "$stage_name" ] || return 0
   local s=$(( $(date +%s) - stage_start ))
-  summary+=$(printf '  %-58s %4d:%02d' "$stage_name" $((s / 60)) $((s % 60)))$'\n'
+  summary+=$(printf '  %-66s %4d:%02d' "$stage_name" $((s / 60)) $((s % 60)))$'\n'
   echo "==== $stage_name: $((s / 60)) min $((s % 60)) s"
   stage_name=""
 }
@@ -84,5 +84,5 @@ fi
 stage_end
 total=$(( $(date +%s) - script_start ))
 echo; echo "==== stage times (min:s)"; printf '%s' "$summary"
-printf '  %-58s %4d:%02d\n' "total" $((total / 60)) $((total % 60))
+printf '  %-66s %4d:%02d\n' "total" $((total / 60)) $((total % 60))
 echo "==== all requested stages passed"
