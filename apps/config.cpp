@@ -7,6 +7,7 @@
 
 #include "engine/data.hpp"
 #include "engine/reference_models.hpp"
+#include "engine/util/json.hpp"
 #include "engine/util/fields.hpp"
 #include "kernels/base/error.hpp"
 #include "search/space.hpp"
@@ -229,12 +230,7 @@ void validate(const RunConfig& c, const std::string& origin) {
 
 RunConfig parse_run_config(std::string_view text, const std::string& origin,
                            std::string_view budget_override) {
-  json doc;
-  try {
-    doc = json::parse(text);
-  } catch (const json::exception& e) {
-    fail(origin, ": not valid JSON (", e.what(), ")");
-  }
+  const json doc = parse_json_strict(text, origin, "a run config is described in docs/run.md");
   if (!doc.is_object()) fail(origin, ": a run config must be a JSON object");
   std::string budget = "quick";
   if (auto it = doc.find("budget"); it != doc.end()) {
@@ -254,12 +250,7 @@ RunConfig parse_run_config(std::string_view text, const std::string& origin,
 }
 
 RunConfig load_run_config(const std::string& path, std::string_view budget_override) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) fail("cannot read run config ", path, "; check the path (docs/run.md shows the format)");
-  std::ostringstream s;
-  s << f.rdbuf();
-  if (f.bad()) fail("cannot read run config ", path);
-  return parse_run_config(s.str(), path, budget_override);
+  return parse_run_config(read_text_file(path, "run config"), path, budget_override);
 }
 
 nlohmann::json run_config_to_json(const RunConfig& c) {

@@ -13,6 +13,7 @@
 
 #include "engine/graph.hpp"
 #include "engine/util/files.hpp"
+#include "engine/util/json.hpp"
 #include "kernels/base/error.hpp"
 
 namespace iotnas::calib {
@@ -179,13 +180,9 @@ Profile parse_profile(std::string_view text, const std::string& origin) {
   if (text.find_first_not_of(" \t\r\n") == std::string_view::npos)
     fail("profile '", origin, "' is empty; measure one with `iotnas calib measure --out ", origin,
          "`");
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::parse_error& e) {
-    fail("profile '", origin, "' is not valid JSON (", e.what(),
-         "); was it cut short? Measure again with `iotnas calib measure`");
-  }
+  const json j = parse_json_strict(
+      text, "profile '" + origin + "'",
+      "was it cut short? Measure again with `iotnas calib measure`");
   if (!j.is_object()) fail("profile '", origin, "' is not a JSON object");
   const std::string format = j.value("format", std::string());
   if (format != kProfileFormat)
@@ -245,11 +242,7 @@ Profile parse_profile(std::string_view text, const std::string& origin) {
 }
 
 Profile load_profile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) fail("cannot read profile '", path, "': ", std::strerror(errno));
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return parse_profile(ss.str(), path);
+  return parse_profile(read_text_file(path, "profile"), path);
 }
 
 void save_profile(const std::string& path, const Profile& p) {

@@ -1,6 +1,7 @@
 #include "engine/graph.hpp"
 
 #include <algorithm>
+#include <initializer_list>
 #include <map>
 #include <queue>
 
@@ -18,14 +19,35 @@ int out_dim(int in, int kernel, int stride, int pad) {
   fail("layer '", n.layer.name, "' (", op_name(n.layer.op), "): ", msg);
 }
 
+// The product of `factors` (all >= 0), refused past `limit` (and never wrapped).
+int64_t product(const Node& n, const char* what, std::initializer_list<int64_t> factors,
+                int64_t limit) {
+  int64_t p = 1;
+  for (int64_t f : factors) {
+    if (__builtin_mul_overflow(p, f, &p) || p > limit) {
+      layer_error(n, std::string(what) + " exceeds " + std::to_string(limit) +
+                         ", the limit in docs/model-spec.md");
+    }
+  }
+  return p;
+}
+
+// A map of c x h x w elements per image, refused past kMaxTensorElements.
+Shape checked_shape(const Node& n, int64_t c, int64_t h, int64_t w) {
+  product(n, "the output's element count (C x H x W)", {c, h, w}, kMaxTensorElements);
+  return Shape{int(c), int(h), int(w)};
+}
+
 void infer(Graph& g, Node& n) {
   const Layer& l = n.layer;
   std::vector<Shape> ins;
   for (int i : n.inputs) ins.push_back(g.nodes[i].out);
-  const size_t want_min = (l.op == Op::add || l.op == Op::concat) ? 2 : 1;
-  const size_t want_max = (l.op == Op::add || l.op == Op::concat) ? 1000 : 1;
-  if (ins.size() < want_min || ins.size() > want_max) {
-    layer_error(n, want_min == 2 ? "needs at least two inputs" : "takes exactly one input");
+  const bool many = l.op == Op::add || l.op == Op::concat;
+  if (many && (ins.size() < 2 || ins.size() > 1000)) {
+    layer_error(n, "takes 2 to 1000 inputs, not " + std::to_string(ins.size()));
+  }
+  if (!many && ins.size() != 1) {
+    layer_error(n, "takes exactly one input, not " + std::to_string(ins.size()));
   }
   const Shape s = ins[0];
   n.in = s;
@@ -39,11 +61,13 @@ void infer(Graph& g, Node& n) {
         layer_error(n, "kernel " + std::to_string(l.kernel_h) + "x" + std::to_string(l.kernel_w) +
                            " is larger than the padded input " + to_string(s));
       }
-      n.out = {l.out_channels, out_dim(s.h, l.kernel_h, l.stride_h, l.pad_h),
-               out_dim(s.w, l.kernel_w, l.stride_w, l.pad_w)};
-      n.weight_count = int64_t(l.out_channels) * (s.c / l.groups) * l.kernel_h * l.kernel_w;
+      n.out = checked_shape(n, l.out_channels, out_dim(s.h, l.kernel_h, l.stride_h, l.pad_h),
+                            out_dim(s.w, l.kernel_w, l.stride_w, l.pad_w));
+      n.weight_count = product(n, "the weight count", {l.out_channels, s.c / l.groups, l.kernel_h,
+                                                       l.kernel_w}, kMaxModelParams);
       n.bias_count = l.bias ? l.out_channels : 0;
-      n.flops = 2 * n.out.size() * (s.c / l.groups) * l.kernel_h * l.kernel_w;
+      n.flops = product(n, "the FLOP count",
+                        {2, n.out.size(), s.c / l.groups, l.kernel_h, l.kernel_w}, kMaxModelFlops);
       break;
     }
     case Op::max_pool:
@@ -52,8 +76,8 @@ void infer(Graph& g, Node& n) {
         layer_error(n, "window " + std::to_string(l.kernel_h) + "x" + std::to_string(l.kernel_w) +
                            " is larger than the padded input " + to_string(s));
       }
-      n.out = {s.c, out_dim(s.h, l.kernel_h, l.stride_h, l.pad_h),
-               out_dim(s.w, l.kernel_w, l.stride_w, l.pad_w)};
+      n.out = checked_shape(n, s.c, out_dim(s.h, l.kernel_h, l.stride_h, l.pad_h),
+                            out_dim(s.w, l.kernel_w, l.stride_w, l.pad_w));
       break;
     case Op::batch_norm:
       n.out = s;
@@ -67,11 +91,11 @@ void infer(Graph& g, Node& n) {
       n.out = {s.c, 1, 1};
       break;
     case Op::flatten:
-      n.out = {int(s.size()), 1, 1};
+      n.out = checked_shape(n, s.size(), 1, 1);
       break;
     case Op::dense:
-      n.out = {l.out_channels, 1, 1};
-      n.weight_count = int64_t(l.out_channels) * s.size();
+      n.out = checked_shape(n, l.out_channels, 1, 1);
+      n.weight_count = product(n, "the weight count", {l.out_channels, s.size()}, kMaxModelParams);
       n.bias_count = l.bias ? l.out_channels : 0;
       n.flops = 2 * n.weight_count;
       break;
@@ -86,16 +110,16 @@ void infer(Graph& g, Node& n) {
       n.out = s;
       break;
     case Op::concat: {
-      int c = 0;
+      int64_t c = 0;
       for (size_t i = 0; i < ins.size(); ++i) {
         if (ins[i].h != s.h || ins[i].w != s.w) {
           layer_error(n, "inputs differ in height/width: '" + g.nodes[n.inputs[0]].layer.name +
                              "' is " + to_string(s) + ", '" + g.nodes[n.inputs[i]].layer.name +
                              "' is " + to_string(ins[i]));
         }
-        c += ins[i].c;
+        c += ins[i].c;  // at most 1000 inputs of < 2^31 channels: no overflow
       }
-      n.out = {c, s.h, s.w};
+      n.out = checked_shape(n, c, s.h, s.w);
       break;
     }
     case Op::input:
@@ -104,7 +128,6 @@ void infer(Graph& g, Node& n) {
   if (n.out.h < 1 || n.out.w < 1 || n.out.c < 1) {
     layer_error(n, "output shape " + to_string(n.out) + " is empty; input was " + to_string(s));
   }
-  if (n.out.size() > (int64_t(1) << 31)) layer_error(n, "output is too large");
   n.params = n.weight_count + n.bias_count;
 }
 
@@ -182,7 +205,7 @@ Graph build_graph(const ModelSpec& spec) {
   g.nodes.resize(n + 1);
   g.nodes[0].layer.name = "input";
   g.nodes[0].layer.op = Op::input;
-  g.nodes[0].out = spec.input;
+  g.nodes[0].out = checked_shape(g.nodes[0], spec.input.c, spec.input.h, spec.input.w);
   for (size_t k = 0; k < n; ++k) node_of[order[k]] = int(k) + 1;
   for (size_t k = 0; k < n; ++k) {
     Node& node = g.nodes[k + 1];
@@ -193,7 +216,11 @@ Graph build_graph(const ModelSpec& spec) {
     Node& node = g.nodes[k];
     infer(g, node);
     node.param_offset = g.num_params;
-    g.num_params += node.params;
+    g.num_params += node.params;  // each term <= kMaxModelParams + 2^16: no overflow
+    if (g.num_params > kMaxModelParams) {
+      layer_error(node, "the model's parameter count exceeds " + std::to_string(kMaxModelParams) +
+                            ", the limit in docs/model-spec.md");
+    }
     if (node.layer.op == Op::batch_norm) {
       node.state_offset = g.num_state;
       g.num_state += 2 * int64_t(node.out.c);
@@ -228,7 +255,10 @@ Analytics analyze(const Graph& g) {
   for (size_t i = 1; i < g.nodes.size(); ++i) {
     const Node& n = g.nodes[i];
     a.params += n.params;
-    a.flops += n.flops;
+    if (__builtin_add_overflow(a.flops, n.flops, &a.flops) || a.flops > kMaxModelFlops) {
+      layer_error(n, "the model's FLOP count exceeds " + std::to_string(kMaxModelFlops) +
+                         ", the limit in docs/model-spec.md");
+    }
     if (n.layer.op == Op::conv2d || n.layer.op == Op::dense) a.num_layers++;
     if (fold[i]) {
       // gamma/beta vanish into the producer, which gains a bias if it had none.

@@ -10,6 +10,13 @@
 
 namespace iotnas {
 
+// Limits past which a model is refused (docs/model-spec.md). Every count below is computed in 64
+// bits with overflow checks, so a model past a limit gets an error naming the layer, never a
+// wrapped number, on 64- and 32-bit machines alike.
+inline constexpr int64_t kMaxTensorElements = (int64_t(1) << 31) - 1;  // one image's map
+inline constexpr int64_t kMaxModelParams = (int64_t(1) << 31) - 1;     // trainable, whole model
+inline constexpr int64_t kMaxModelFlops = int64_t(1) << 62;            // per image, whole model
+
 struct Node {
   Layer layer;               // layer.op == Op::input for node 0
   std::vector<int> inputs;   // node indices, all smaller than this node's index

@@ -1,14 +1,34 @@
 #include "engine/program.hpp"
 
+#include <cstddef>
+#include <cstdint>
 #include <cstring>
 
 #include "kernels/base/error.hpp"
 
 namespace iotnas {
 
+namespace {
+
+// Every map of a batch must be addressable here: a 32-bit machine (the Pi's armhf build) has a
+// 4 GiB address space, and size_t arithmetic there wraps at 2^32.
+void check_addressable(const Graph& graph, int batch) {
+  for (const Node& n : graph.nodes) {
+    size_t bytes = 0;
+    if (__builtin_mul_overflow(size_t(batch), size_t(n.out.size()), &bytes) ||
+        __builtin_mul_overflow(bytes, sizeof(float), &bytes) || bytes > size_t(PTRDIFF_MAX)) {
+      fail("layer '", n.layer.name, "': a batch of ", batch, " maps of ", n.out.size(),
+           " floats is more than this machine can address; use a smaller batch or model");
+    }
+  }
+}
+
+}  // namespace
+
 Program::Program(const Graph& graph, const ProgramOptions& options, const ProgramBuffers& buffers)
     : graph_(graph), options_(options), plan_(make_plan(graph, options.mode)) {
   IOTNAS_ASSERT(options.batch >= 1);
+  check_addressable(graph, options.batch);
   const Backend& b = backend_info(options.backend);
   if (!b.usable || !b.build) fail("backend '", b.name, "' cannot run here: ", b.why_not);
   exe_ = b.build({graph, plan_, options.batch, buffers});

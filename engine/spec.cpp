@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 
+#include "engine/util/json.hpp"
 #include "kernels/base/error.hpp"
 
 namespace iotnas {
@@ -25,6 +26,27 @@ constexpr int kMaxDim = 4096;
 constexpr int kMaxChannels = 1 << 16;
 constexpr int kMaxKernel = 64;
 constexpr size_t kMaxLayers = 10000;
+constexpr size_t kMaxInputs = 1000;  // of one add or concat
+
+// An integer JSON value inside [lo, hi]; unsigned values past int64 are out of range, not wrapped.
+bool in_range(const json& v, int64_t lo, int64_t hi) {
+  if (v.is_number_unsigned()) {  // hi >= 0 for every range here
+    const uint64_t x = v.get<uint64_t>();
+    return x <= uint64_t(hi) && (lo <= 0 || x >= uint64_t(lo));
+  }
+  const int64_t x = v.get<int64_t>();
+  return x >= lo && x <= hi;
+}
+
+// Names (the model's, layers', inputs') appear in every message and report: printable, one line.
+constexpr size_t kMaxNameBytes = 200;
+std::string name_problem(const std::string& name) {
+  if (name.size() > kMaxNameBytes) return "is longer than 200 bytes";
+  for (unsigned char ch : name) {
+    if (ch < 0x20 || ch == 0x7f) return "contains a control character (newline, tab, escape, ...)";
+  }
+  return "";
+}
 
 class Reader {
  public:
@@ -38,12 +60,11 @@ class Reader {
   int integer(const char* key, int lo, int hi) const {
     const json& v = obj_.at(key);
     if (!v.is_number_integer()) error(std::string("'") + key + "' must be an integer");
-    int64_t x = v.get<int64_t>();
-    if (x < lo || x > hi) {
-      error(std::string("'") + key + "' = " + std::to_string(x) + " is out of range [" +
+    if (!in_range(v, lo, hi)) {
+      error(std::string("'") + key + "' = " + v.dump() + " is out of range [" +
             std::to_string(lo) + ", " + std::to_string(hi) + "]");
     }
-    return int(x);
+    return int(v.get<int64_t>());
   }
 
   // An integer or a pair [h, w].
@@ -53,12 +74,11 @@ class Reader {
       if (!e.is_number_integer()) {
         error(std::string("'") + key + "' must be an integer or a pair of integers [h, w]");
       }
-      int64_t x = e.get<int64_t>();
-      if (x < lo || x > hi) {
-        error(std::string("'") + key + "' value " + std::to_string(x) + " is out of range [" +
+      if (!in_range(e, lo, hi)) {
+        error(std::string("'") + key + "' value " + e.dump() + " is out of range [" +
               std::to_string(lo) + ", " + std::to_string(hi) + "]");
       }
-      return int(x);
+      return int(e.get<int64_t>());
     };
     if (v.is_array()) {
       if (v.size() != 2) error(std::string("'") + key + "' must be an integer or [h, w]");
@@ -112,7 +132,7 @@ Layer parse_layer(const std::string& origin, const json& j, size_t index) {
   if (!j.is_object()) fail(origin, ": layers[", index, "] must be an object");
   std::string where = "layers[" + std::to_string(index) + "]";
   if (j.contains("name") && j["name"].is_string()) {
-    where = "layer '" + j["name"].get<std::string>() + "'";
+    where = "layer '" + printable(j["name"].get<std::string>()) + "'";
   }
   Reader r(origin, j, where);
   Layer l;
@@ -120,6 +140,7 @@ Layer parse_layer(const std::string& origin, const json& j, size_t index) {
   l.name = r.string("name");
   if (l.name.empty() || l.name == "input")
     r.error("a layer name must be non-empty and not 'input'");
+  if (auto problem = name_problem(l.name); !problem.empty()) r.error("the name " + problem);
   if (!r.has("op")) r.error("missing 'op' (one of: " + op_names_list() + ")");
   std::string op = r.string("op");
   auto parsed = op_from_name(op);
@@ -133,12 +154,21 @@ Layer parse_layer(const std::string& origin, const json& j, size_t index) {
     if (in.is_string()) {
       l.inputs.push_back(in.get<std::string>());
     } else if (in.is_array() && !in.empty()) {
+      if (in.size() > kMaxInputs) {
+        r.error("'in' lists " + std::to_string(in.size()) + " inputs; at most " +
+                std::to_string(kMaxInputs) + " are allowed");
+      }
       for (const auto& e : in) {
         if (!e.is_string()) r.error("'in' must be a layer name or a list of layer names");
         l.inputs.push_back(e.get<std::string>());
       }
     } else {
       r.error("'in' must be a layer name or a non-empty list of layer names");
+    }
+    for (const auto& name : l.inputs) {
+      if (auto problem = name_problem(name); !problem.empty()) {
+        r.error("an input name in 'in' " + problem);
+      }
     }
   }
 
@@ -224,13 +254,8 @@ std::string to_string(const Shape& s) {
 }
 
 ModelSpec parse_spec(std::string_view text, const std::string& origin) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::parse_error& e) {
-    fail(origin, ": not valid JSON (", e.what(),
-         "); a model spec is a JSON object, see docs/model-spec.md");
-  }
+  const json j =
+      parse_json_strict(text, origin, "a model spec is a JSON object, see docs/model-spec.md");
   if (!j.is_object())
     fail(origin, ": a model spec must be a JSON object with 'input' and 'layers'");
   Reader r(origin, j, "top level");
@@ -241,6 +266,7 @@ ModelSpec parse_spec(std::string_view text, const std::string& origin) {
   }
   ModelSpec spec;
   if (r.has("name")) spec.name = r.string("name");
+  if (auto problem = name_problem(spec.name); !problem.empty()) r.error("'name' " + problem);
   if (!r.has("input")) r.error("missing 'input': the image shape [C, H, W], e.g. [1, 28, 28]");
   const json& in = j["input"];
   if (!in.is_array() || in.size() != 3 ||
@@ -268,11 +294,7 @@ ModelSpec parse_spec(std::string_view text, const std::string& origin) {
 }
 
 ModelSpec load_spec_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) fail("cannot read model spec '", path, "': no such file or not readable");
-  std::ostringstream os;
-  os << f.rdbuf();
-  return parse_spec(os.str(), path);
+  return parse_spec(read_text_file(path, "model spec"), path);
 }
 
 std::string spec_to_json(const ModelSpec& spec, int indent) {

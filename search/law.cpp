@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "engine/util/files.hpp"
+#include "engine/util/json.hpp"
 #include "kernels/base/error.hpp"
 
 namespace iotnas::search {
@@ -164,12 +165,7 @@ std::string laws_to_json(const LawSet& set) {
 }
 
 LawSet parse_laws(std::string_view text, const std::string& origin) {
-  json j;
-  try {
-    j = json::parse(text.begin(), text.end());
-  } catch (const json::parse_error& e) {
-    fail(origin, ": not valid JSON (", e.what(), "); a laws file is described in docs/search.md");
-  }
+  const json j = parse_json_strict(text, origin, "a laws file is described in docs/search.md");
   if (!j.is_object()) file_error(origin, "", "the top level must be a JSON object");
   static const char* kKeys[] = {"format",      "space",   "metric", "window",
                                 "input_shape", "classes", "seed",   "laws"};
@@ -296,12 +292,7 @@ LawSet parse_laws(std::string_view text, const std::string& origin) {
 }
 
 LawSet load_laws_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot open laws file '", path, "': ", std::strerror(errno));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) fail("cannot read laws file '", path, "'");
-  return parse_laws(ss.str(), path);
+  return parse_laws(read_text_file(path, "laws file"), path);
 }
 
 void check_laws_space(const LawSet& set, const Space& space, const std::string& origin) {

@@ -11,6 +11,7 @@
 #include "engine/data.hpp"
 #include "engine/graph.hpp"
 #include "engine/model.hpp"
+#include "engine/program.hpp"
 #include "engine/reference_models.hpp"
 #include "engine/spec.hpp"
 #include "engine/trainer.hpp"
@@ -307,7 +308,7 @@ TEST(SpecGraph, AddOfDifferentShapes) {
         parse_and_build(spec_json(R"({"name": "sum", "op": "add", "in": ["input"]},
                                      {"name": "fc", "op": "dense", "units": 2})"));
       },
-      {"layer 'sum'", "two inputs"});
+      {"layer 'sum'", "takes 2 to 1000 inputs, not 1"});
 }
 
 TEST(SpecGraph, ConcatOfDifferentHeightOrWidth) {
@@ -445,6 +446,107 @@ TEST(SpecGraph, OutputMustMatchTheDatasetClasses) {
 TEST(SpecFile, MissingFileNamesThePath) {
   error_of([] { load_spec_file("/nonexistent/model.json"); }, {"/nonexistent/model.json"});
   error_of([] { resolve_model("ref:nope"); }, {"ref:nope", "ref:plain-1k"});
+}
+
+// ---- hostile input: limits, overflow, strict JSON (the hardening issue) -----------------------
+
+// `count` copies of `name`, as a JSON list.
+std::string repeated(const std::string& name, int count) {
+  std::string list = "[";
+  for (int i = 0; i < count; ++i) list += (i ? ", \"" : "\"") + name + "\"";
+  return list + "]";
+}
+
+TEST(SpecLimits, ChannelCountsThatWrap32BitsAreRefused) {
+  // 64 -> 64,000 -> 64,000,000 -> 4,352,000,000 channels: the last wrapped an int before.
+  const std::string layers = R"({"name": "c1", "op": "concat", "in": )" + repeated("input", 1000) +
+                             R"(}, {"name": "c2", "op": "concat", "in": )" + repeated("c1", 1000) +
+                             R"(}, {"name": "c3", "op": "concat", "in": )" + repeated("c2", 68) +
+                             R"(}, {"name": "fc", "op": "dense", "units": 10})";
+  error_of([&] { parse_and_build(spec_json(layers, "[64, 1, 1]")); },
+           {"layer 'c3'", "exceeds 2147483647", "docs/model-spec.md"});
+}
+
+TEST(SpecLimits, InputsAndWeightsPastTheLimitsAreRefused) {
+  // 4096 x 1024 x 1025 elements (> 2^32): flattened it wrapped to a small size.
+  error_of([] { parse_and_build(spec_json(R"({"name": "fc", "op": "dense", "units": 2})",
+                                          "[4096, 1024, 1025]")); },
+           {"layer 'input'", "exceeds 2147483647"});
+  // 2^30 inputs x 4096 units = 2^42 weights.
+  error_of([] { parse_and_build(spec_json(R"({"name": "fc", "op": "dense", "units": 4096})",
+                                          "[1024, 1024, 1024]")); },
+           {"layer 'fc'", "weight count exceeds"});
+  // Many layers each under the limit, together over it.
+  std::string layers;
+  for (int i = 0; i < 40; ++i) {
+    layers += R"({"name": "c)" + std::to_string(i) +
+              R"(", "op": "conv2d", "out_channels": 4096, "kernel": [64, 1], "padding": [32, 0]},)";
+  }
+  layers += R"({"name": "fc", "op": "dense", "units": 2})";
+  error_of([&] { parse_and_build(spec_json(layers, "[4096, 1, 1]")); },
+           {"parameter count exceeds"});
+}
+
+TEST(SpecLimits, HugeIntegersAreQuotedNotWrapped) {
+  error_of([] { parse_and_build(spec_json(R"({"name": "c", "op": "conv2d",
+      "out_channels": 18446744073709551615, "kernel": 1})")); },
+           {"layer 'c'", "18446744073709551615", "out of range"});
+  error_of([] { parse_and_build(spec_json(R"({"name": "fc", "op": "dense", "units": 2})",
+                                          "[18446744073709551615, 8, 8]")); },
+           {"'input'", "18446744073709551615"});
+}
+
+TEST(SpecLimits, AddAndConcatTakeTwoToAThousandInputs) {
+  error_of([] { parse_and_build(spec_json(R"({"name": "a", "op": "add", "in": )" +
+                                          repeated("input", 1001) +
+                                          R"(}, {"name": "fc", "op": "dense", "units": 2})")); },
+           {"layer 'a'", "1001 inputs", "at most 1000"});
+  error_of([] { parse_and_build(spec_json(R"({"name": "a", "op": "add", "in": ["input"]},
+                                             {"name": "fc", "op": "dense", "units": 2})")); },
+           {"layer 'a'", "takes 2 to 1000 inputs, not 1"});
+}
+
+TEST(SpecLimits, BatchesPastTheAddressSpaceAreRefusedBeforeAllocating) {
+  // 2047 * 2^20 floats per map: a batch of 2^31 - 1 maps needs more than 2^63 bytes, past a
+  // 64-bit (and a 32-bit) machine's address space.
+  const Graph g = build_graph(parse_spec(spec_json(R"({"name": "g", "op": "global_avg_pool"},
+                                                       {"name": "fc", "op": "dense", "units": 2})",
+                                                    "[2047, 1024, 1024]"),
+                                          "t"));
+  ProgramOptions o;
+  o.batch = 2147483647;
+  error_of([&] { compile(g, o, {}); }, {"layer 'input'", "more than this machine can address"});
+}
+
+TEST(SpecStrictJson, RepeatedKeysAndHugeNumbersNameTheFile) {
+  error_of([] { parse_spec(R"({"input": [1, 8, 8], "input": [1, 9, 9], "layers": []})", "m.json"); },
+           {"m.json", "\"input\" appears twice"});
+  error_of([] { parse_and_build(spec_json(R"({"name": "b", "op": "batch_norm", "eps": 1e-5,
+                                             "eps": 1e-3}, {"name": "fc", "op": "dense",
+                                             "units": 2})")); },
+           {"\"eps\" appears twice"});
+  error_of([] { parse_and_build(spec_json(R"({"name": "b", "op": "batch_norm", "eps": 1e400},
+                                             {"name": "fc", "op": "dense", "units": 2})")); },
+           {"test.json", "1e400", "double"});
+}
+
+TEST(SpecStrictJson, NamesWithControlCharactersAreRefusedOnOneLine) {
+  const std::string msg = error_of(
+      [] { parse_and_build(spec_json("{\"name\": \"c\\n\\u001b[31mred\", \"op\": \"relu\"}, "
+                                     "{\"name\": \"fc\", \"op\": \"dense\", \"units\": 2}")); },
+      {"control character", "c\\n\\x1b[31mred"});
+  EXPECT_EQ(msg.find('\x1b'), std::string::npos) << msg;
+  error_of([] { parse_and_build(spec_json("{\"name\": \"r\", \"op\": \"relu\", \"in\": \"a\\tb\"}, "
+                                          "{\"name\": \"fc\", \"op\": \"dense\", \"units\": 2}")); },
+           {"layer 'r'", "control character"});
+  error_of([] { parse_and_build(spec_json("{\"name\": \"" + std::string(201, 'x') +
+                                          "\", \"op\": \"relu\"}, {\"name\": \"fc\", \"op\": "
+                                          "\"dense\", \"units\": 2}")); },
+           {"longer than 200 bytes"});
+}
+
+TEST(SpecFile, ADirectoryIsNamedAsOne) {
+  error_of([] { load_spec_file("/tmp"); }, {"'/tmp' is a directory"});
 }
 
 // ---- analytics, counted by hand ----------------------------------------------------------------
