@@ -118,7 +118,8 @@ void write_file_atomic(const std::string& path, std::string_view text) {
   if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) || S_ISFIFO(st.st_mode))
     return write_through(target, text);
   if (S_ISDIR(st.st_mode))
-    fail("cannot write '", path, "': ", target == path ? "it" : target, " is a directory; give a file name");
+    fail("cannot write '", path, "': ", target == path ? "it" : target,
+         " is a directory; give a file name");
   fail("cannot write '", path, "': ", target, " is neither a file, a device nor a FIFO");
 }
 
