@@ -251,26 +251,25 @@ TEST(UtilFiles, FollowsSymbolicLinksAndKeepsThem) {
   expect_only(dir.path / "real", {"out.csv", "later.csv"});
 }
 
+// Run in a folder of its own, where writing a file named "-" would show.
 TEST(UtilFiles, DashIsStandardOutput) {
   test::TempDir dir;
   const fs::path file = dir.path / "stdout.txt";
   const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   ASSERT_GE(fd, 0);
+  const fs::path cwd = fs::current_path();
+  fs::current_path(dir.path);
   std::fflush(stdout);
   const int saved = ::dup(STDOUT_FILENO);
   ::dup2(fd, STDOUT_FILENO);
-  std::string why;
-  try {
-    write_file_atomic("-", "to stdout\n");
-  } catch (const Error& e) {
-    why = e.what();
-  }
+  const std::string why = write_error("-", "to stdout\n");
   ::dup2(saved, STDOUT_FILENO);
   ::close(saved);
   ::close(fd);
+  fs::current_path(cwd);
   EXPECT_EQ(why, "");
   EXPECT_EQ(read_text(file), "to stdout\n");
-  EXPECT_FALSE(fs::exists("-"));
+  expect_only(dir.path, {"stdout.txt"});
 }
 
 }  // namespace
