@@ -163,7 +163,7 @@ Best brute_best(Store& s, int64_t max_bytes, double max_ms) {
 TEST(RunAnswers, SolveMatchesBruteForceAndExplainsItself) {
   TempDir dir(false);
   const Filled f = fill_store(dir.str() + "/run");
-  Store s = Store::open(dir.str() + "/run", false);
+  Store s = Store::open_readonly(dir.str() + "/run");
   for (int64_t bytes : {300, 1000, 2000, 5000, 20000, 1000000}) {
     for (double ms : {0.06, 0.12, 1.0}) {
       const Cli c =
@@ -578,7 +578,7 @@ TEST(RunLoop, TinyRunFillsTheStoreAndResumesAfterSigkill) {
       "run --config '" + config.string() + "' --out '" + (dir.path / "a").string() + "'", dir.path);
   ASSERT_EQ(a.status, 0) << a.err;
   {
-    Store s = Store::open((dir.path / "a").string(), false);
+    Store s = Store::open_readonly((dir.path / "a").string());
     EXPECT_EQ(s.count("runs"), 3);
     EXPECT_EQ(s.count("sweeps"), 3);
     EXPECT_EQ(s.count("accuracies"), 12);
@@ -613,14 +613,14 @@ TEST(RunLoop, TinyRunFillsTheStoreAndResumesAfterSigkill) {
     kill(pid, SIGKILL);
     waitpid(pid, nullptr, 0);
     if (fs::exists(b / kStoreFile)) {
-      Store s = Store::open(b.string(), false);
+      Store s = Store::open(b.string(), false);  // as a rerun would (0 bytes when killed early)
       ASSERT_EQ(s.integrity_check(), "ok") << test::seed_note(seed);
     }
   }
   const Cli done =
       iotnas("run --config '" + config.string() + "' --out '" + b.string() + "'", dir.path);
   ASSERT_EQ(done.status, 0) << done.err;
-  Store sb = Store::open(b.string(), false);
+  Store sb = Store::open_readonly(b.string());
   EXPECT_EQ(sb.integrity_check(), "ok");
   EXPECT_EQ(sb.count("runs"), 3);
   EXPECT_EQ(sb.count("accuracies"), 12);
@@ -680,7 +680,7 @@ TEST(RunLoop, SmokeBudgetOnFashionMnist) {
   ASSERT_EQ(c.status, 0) << c.err;
   const RunConfig cfg = budget_preset("smoke");
   const int64_t formats = kSanitized ? 3 : 184;
-  Store s = Store::open((dir.path / "run").string(), false);
+  Store s = Store::open_readonly((dir.path / "run").string());
   EXPECT_EQ(s.integrity_check(), "ok");
   const auto runs = s.runs(false);
   // The wave (max_models), one per constraint unless the wave holds its pick, the reference.
@@ -747,7 +747,7 @@ TEST(RunLoop, SmokeBudgetOnFashionMnist) {
 // determines a unit (specs, data, recipe, seeds, evaluation set), so equal lines mean the same
 // work was chosen and recorded.
 std::vector<std::string> units_of(const fs::path& dir, const std::set<std::string>& formats = {}) {
-  Store s = Store::open(dir.string(), false);
+  Store s = Store::open_readonly(dir.string());
   std::vector<std::string> out;
   std::map<int64_t, std::string> model_name, run_key;
   for (const auto& l : s.all_laws()) out.push_back("laws " + l.key + " " + l.space);
@@ -842,13 +842,13 @@ TEST(RunLoop, SigtermStopsAfterTheUnitInHandAndARerunFinishes) {
   ASSERT_TRUE(WIFEXITED(status)) << "killed by the signal instead of stopping cleanly";
   EXPECT_TRUE(WEXITSTATUS(status) == 75 || WEXITSTATUS(status) == 0) << WEXITSTATUS(status);
   {
-    Store s = Store::open(out.string(), false);
+    Store s = Store::open_readonly(out.string());
     EXPECT_EQ(s.integrity_check(), "ok");
   }
   const Cli done =
       iotnas("run --config '" + config.string() + "' --out '" + out.string() + "'", dir.path);
   ASSERT_EQ(done.status, 0) << done.err;
-  EXPECT_EQ(Store::open(out.string(), false).count("accuracies"), 12);
+  EXPECT_EQ(Store::open_readonly(out.string()).count("accuracies"), 12);
 }
 
 TEST(RunLoop, DivergingTrainingIsRecordedAndSkipped) {
