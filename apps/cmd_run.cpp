@@ -42,7 +42,7 @@ int run_solve(const SolveOpts& o, bool latency_given) {
   if (latency_given && !(o.max_latency_ms > 0 && std::isfinite(o.max_latency_ms)))
     fail("--max-latency-ms ", o.max_latency_ms, " is not a positive number of milliseconds");
   if (o.runners_up < 0) fail("--runners-up must be >= 0");
-  Store store = Store::open(o.run, false);
+  Store store = Store::open_readonly(o.run);
   std::optional<ProfileLatencies> profile;
   if (!o.profile.empty()) profile = profile_latencies(o.profile);
   const Results r = load_results(store, o.device, profile ? &*profile : nullptr);
@@ -64,10 +64,9 @@ struct FrontOpts {
 };
 
 int run_front(const FrontOpts& o) {
-  Store store = Store::open(o.run, false);
+  Store store = Store::open_readonly(o.run);
   const Results r = load_results(store, o.device);
-  const auto fronts = compute_fronts(r);
-  store_fronts(store, r, fronts);
+  const auto fronts = compute_fronts(r);  // the store's own are those of `iotnas run`
   const std::string csv = o.csv.empty() ? o.run + "/fronts.csv" : o.csv;
   write_file_atomic(csv, fronts_csv(r, fronts));
   if (o.json) {
@@ -93,7 +92,7 @@ int run_front(const FrontOpts& o) {
       if (f.name == "memory:all") continue;
       std::cout << front_table(r, f) << "\n";
     }
-    std::cout << "wrote " << csv << "\n";
+    if (csv != "-") std::cout << "wrote " << csv << "\n";
   }
   return 0;
 }
@@ -105,7 +104,7 @@ struct ExportOpts {
 
 int run_export(const ExportOpts& o) {
   const quant::FloatFormat f = quant::parse_format(o.format);
-  Store store = Store::open(o.run, false);
+  Store store = Store::open_readonly(o.run);
   const auto m = store.model(o.model);
   if (!m)
     fail("no model ", o.model, " in ", store.path(), "; `iotnas front --run ", o.run,
@@ -150,10 +149,11 @@ int run_export(const ExportOpts& o) {
   j["spec"] = json::parse(spec_to_json(inference.spec, -1));
   j["params"] = rounded;
   write_file_atomic(o.out, j.dump() + "\n");
-  std::printf("wrote %s: model %lld (%s) in %s, %lld parameters, %lld weight bytes\n",
-              o.out.c_str(), (long long)m->id, m->name.c_str(), quant::format_label(f).c_str(),
-              (long long)rounded.size(),
-              (long long)quant::weight_bytes(int64_t(rounded.size()), f));
+  std::fprintf(o.out == "-" ? stderr : stdout,
+               "wrote %s: model %lld (%s) in %s, %lld parameters, %lld weight bytes\n",
+               o.out.c_str(), (long long)m->id, m->name.c_str(), quant::format_label(f).c_str(),
+               (long long)rounded.size(),
+               (long long)quant::weight_bytes(int64_t(rounded.size()), f));
   return 0;
 }
 
@@ -163,7 +163,7 @@ struct ReportOpts {
 };
 
 int run_report(const ReportOpts& o) {
-  Store store = Store::open(o.run, false);
+  Store store = Store::open_readonly(o.run);
   ReportOptions ro;
   ro.plots = !o.no_plots;
   for (const auto& p : write_report(store, o.run, ro)) std::printf("wrote %s\n", p.c_str());

@@ -77,6 +77,31 @@ void Stmt::get(int c, std::vector<float>& v) {
   if (p && n) std::memcpy(v.data(), p, v.size() * sizeof(float));
 }
 
+static_assert(SQLITE_INTEGER == 1 && SQLITE_FLOAT == 2 && SQLITE_TEXT == 3 && SQLITE_BLOB == 4 &&
+              SQLITE_NULL == 5);
+
+int Stmt::column_type(int c) {
+  return sqlite3_column_type(s_, c);
+}
+
+int Stmt::column_bytes(int c) {
+  return sqlite3_column_bytes(s_, c);
+}
+
+std::string Stmt::storage_class(int c) {
+  static const char* const names[] = {"", "INTEGER", "REAL", "TEXT", "BLOB", "NULL"};
+  return names[column_type(c)];
+}
+
+std::string Stmt::quoted(int c) {
+  const int type = column_type(c);
+  if (type == SQLITE_NULL) return "NULL";
+  if (type == SQLITE_BLOB) return "a BLOB of " + std::to_string(column_bytes(c)) + " bytes";
+  std::string text = get<std::string>(c);
+  if (text.size() > 40) text = text.substr(0, 37) + "...";
+  return type == SQLITE_TEXT ? "'" + text + "'" : text;
+}
+
 void Stmt::check(int rc) {
   if (rc != SQLITE_OK) fail(path_, ": SQLite bind error: ", sqlite3_errmsg(db_));
 }

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 struct sqlite3;
@@ -36,6 +37,8 @@ class Stmt {
     return *this;
   }
 
+  const std::string& path() const { return path_; }
+
   // true: a row is ready; false: done.
   bool step();
   void run() {
@@ -56,8 +59,32 @@ class Stmt {
     get(c, v);
     return v;
   }
+  // Whether column c of the row in hand is stored as get(c, T&) expects: an INTEGER for integer
+  // types; a REAL or INTEGER for double; TEXT for a string; a BLOB of whole float32s or NULL for
+  // floats. (SQLite keeps any type in any column of a table that is not STRICT.)
+  template <class T>
+  bool holds(int c) {
+    const int type = column_type(c);
+    if constexpr (std::is_same_v<T, std::string>) {
+      return type == kText;
+    } else if constexpr (std::is_same_v<T, double>) {
+      return type == kReal || type == kInteger;
+    } else if constexpr (std::is_same_v<T, std::vector<float>>) {
+      return type == kNull || (type == kBlob && column_bytes(c) % sizeof(float) == 0);
+    } else {
+      return type == kInteger;
+    }
+  }
+  // Column c of the row in hand as SQL shows it: 'text', 12, 0.5, x'..' (at most 40 characters),
+  // and its storage class ("TEXT", "INTEGER", "REAL", "BLOB" or "NULL").
+  std::string quoted(int c);
+  std::string storage_class(int c);
 
  private:
+  // SQLite's storage classes (SQLITE_INTEGER, ...), here to keep sqlite3.h out of this header.
+  static constexpr int kInteger = 1, kReal = 2, kText = 3, kBlob = 4, kNull = 5;
+  int column_type(int c);
+  int column_bytes(int c);
   void check(int rc);
   sqlite3* db_;
   sqlite3_stmt* s_ = nullptr;

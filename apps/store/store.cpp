@@ -1,6 +1,9 @@
 #include "apps/store/store.hpp"
 
 #include <sqlite3.h>
+#include <unistd.h>
+
+#include <utility>
 
 #include "apps/store/sqlite.hpp"
 #include "apps/store/tables.hpp"
@@ -12,23 +15,25 @@ std::string model_key(std::string_view spec_json) {
   return unit_key({"model", spec_json});
 }
 
-Store::Store(Store&& o) noexcept : db_(o.db_), path_(std::move(o.path_)), depth_(o.depth_) {
-  o.db_ = nullptr;
-}
+Store::Store(Store&& o) noexcept
+    : db_(std::exchange(o.db_, nullptr)),
+      path_(std::move(o.path_)),
+      depth_(o.depth_),
+      lock_fd_(std::exchange(o.lock_fd_, -1)) {}
 
+// o takes this store's connection and lock, and lets go of them when it goes.
 Store& Store::operator=(Store&& o) noexcept {
-  if (this != &o) {
-    if (db_) sqlite3_close_v2(db_);
-    db_ = o.db_;
-    path_ = std::move(o.path_);
-    depth_ = o.depth_;
-    o.db_ = nullptr;
-  }
+  std::swap(db_, o.db_);
+  std::swap(path_, o.path_);
+  std::swap(depth_, o.depth_);
+  std::swap(lock_fd_, o.lock_fd_);
   return *this;
 }
 
+// The connection closes (and checkpoints) before the lock goes.
 Store::~Store() {
   if (db_) sqlite3_close_v2(db_);
+  if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
 void Store::transaction(const std::function<void()>& body) {

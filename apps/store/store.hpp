@@ -11,8 +11,9 @@
 //   if (auto run = store.run_by_key(key)) { ... reuse run->id ... }
 //   else { train ...; store.put_run(row); }                // committed at once
 //   if (!store.has_accuracy(run_id, eval_key, w, t)) { evaluate; store.put_accuracy(row); }
-// Calls are not thread-safe: use one Store from one thread (SQLite itself is in WAL mode, so a
-// reader such as `iotnas front` can open the same file while a run writes it).
+// Calls are not thread-safe: use one Store from one thread. One process writes a store at a time
+// (open() locks it); readers (open_readonly(), e.g. `iotnas front`) open the same file while a run
+// writes it (SQLite's WAL mode).
 #pragma once
 
 #include <cstdint>
@@ -131,9 +132,13 @@ struct FrontPoint {
 
 class Store {
  public:
-  // Opens DIR/iotnas.sqlite, creating DIR and an empty store when `create` (else a missing store
-  // is an error saying to run `iotnas run` first). Throws iotnas::Error, touching nothing, when the
-  // file is not an SQLite database, not an iotnas store, or of a schema version newer than
+  // Opens DIR/iotnas.sqlite for writing, creating DIR and an empty store when `create` (else a
+  // missing store is an error saying to run `iotnas run` first). One writer per store: the lock
+  // file DIR/iotnas.sqlite.lock (lock.hpp) is held until the Store goes, and a second writer gets
+  // an error naming the first. Before anything is written, the store is checked (check.hpp:
+  // SQLite's quick check, foreign keys, every table and column, the schema version): the file is
+  // refused untouched, with an iotnas::Error, when it is not an SQLite database, not an iotnas
+  // store, damaged (the message says how to recover it), or of a schema version newer than
   // kStoreSchemaVersion or unknown. A store of an older version is migrated first: copied to
   // DIR/iotnas.sqlite.vN.bak, migrated in one transaction, and the copy removed once that commits;
   // a failed migration leaves the store unchanged and the copy in place.
@@ -142,6 +147,12 @@ class Store {
   // k + 2, and a new store is created at version migrations.size() + 1.
   static Store open(const std::string& dir, bool create,
                     std::span<const StoreMigration> migrations);
+  // Opens an existing store for reading only: never creates, locks or writes it, so it reads a
+  // store while a run writes it, and on read-only media (SQLite's mode=ro, or immutable=1 where
+  // the folder lets no -shm file be made). A missing or empty store is an error; the checks are
+  // those of open(). A store of an older version is migrated through open() first.
+  static Store open_readonly(const std::string& dir);
+  static Store open_readonly(const std::string& dir, std::span<const StoreMigration> migrations);
   Store(Store&& other) noexcept;
   Store& operator=(Store&& other) noexcept;
   Store(const Store&) = delete;
@@ -213,11 +224,20 @@ class Store {
 
  private:
   Store() = default;
+  // Opening (open.cpp): whether path_ exists (failing when it is missing and !create, or no
+  // file); opening the connection; the read-only one; the schema version (0: an empty database).
+  bool find_file(const std::string& dir, bool create);
+  void connect(const char* name, int flags);
+  void connect_readonly();
+  int identify(int latest);
+  // The writer's part after connecting: identify, check, then create, migrate or set the pragmas.
+  void prepare(int latest, std::span<const StoreMigration> migrations);
   void initialise(int version);  // schema and meta rows, in one transaction
   void migrate(int from, std::span<const StoreMigration> migrations);
   sqlite3* db_ = nullptr;
   std::string path_;
-  int depth_ = 0;  // transaction nesting
+  int depth_ = 0;     // transaction nesting
+  int lock_fd_ = -1;  // the writer's lock (lock.hpp); -1 when read-only
 };
 
 // The key of a model: unit_key of its spec JSON.

@@ -184,6 +184,7 @@ struct ColumnSql {
   std::string name;
   std::string type;  // "INTEGER", "REAL", "TEXT" or "BLOB"
   bool row_id;       // INTEGER PRIMARY KEY: SQLite assigns it (the rowid), it is never inserted
+  bool key = false;  // part of the table's primary key
 };
 
 // The columns of kSchema's table `name`, in order.
@@ -191,6 +192,13 @@ const std::vector<ColumnSql>& schema_columns(std::string_view name);
 
 // "a, b, c".
 std::string join(const std::vector<std::string_view>& parts);
+
+// Throws the error of a damaged store (check.hpp) for column c of a row of `table` that is not
+// stored as its member's type, naming the row by its primary key. `read` says which columns the
+// statement q selects, in order.
+[[noreturn]] void fail_stored_type(Stmt& q, const char* table,
+                                   const std::vector<ColumnSql>& columns,
+                                   const std::vector<bool>& read, size_t c);
 
 // The SQL type a member of type T is stored as.
 template <class T>
@@ -247,12 +255,19 @@ class Table {
       if (is_read(c)) names.push_back((*columns_)[c].name);
     return "SELECT " + join(names) + " FROM " + name_ + " " + std::string(tail);
   }
-  // Reads the row in hand of a select_sql statement.
+  // Reads the row in hand of a select_sql statement; a value of another storage class than its
+  // member's (text in a REAL column, say) is an error naming the table, column and key.
   Row read(Stmt& q) const {
     Row r;
     int i = 0;
     for_each_field(r, [&](size_t c, auto& v) {
-      if (is_read(c)) q.get(i++, v);
+      if (!is_read(c)) return;
+      if (!q.holds<std::remove_cvref_t<decltype(v)>>(i)) {
+        std::vector<bool> read(columns_->size());
+        for (size_t k = 0; k < read.size(); ++k) read[k] = is_read(k);
+        fail_stored_type(q, name_, *columns_, read, c);
+      }
+      q.get(i++, v);
     });
     return r;
   }

@@ -4,6 +4,9 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,6 +14,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -52,6 +56,11 @@ Cli iotnas(const std::string& args, const fs::path& scratch) {
   c.out.assign(std::istreambuf_iterator<char>(o), {});
   c.err.assign(std::istreambuf_iterator<char>(e), {});
   return c;
+}
+
+std::string read_file(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
 }
 
 std::string last_line(const std::string& s) {
@@ -154,7 +163,7 @@ Best brute_best(Store& s, int64_t max_bytes, double max_ms) {
 TEST(RunAnswers, SolveMatchesBruteForceAndExplainsItself) {
   TempDir dir(false);
   const Filled f = fill_store(dir.str() + "/run");
-  Store s = Store::open(dir.str() + "/run", false);
+  Store s = Store::open_readonly(dir.str() + "/run");
   for (int64_t bytes : {300, 1000, 2000, 5000, 20000, 1000000}) {
     for (double ms : {0.06, 0.12, 1.0}) {
       const Cli c =
@@ -223,11 +232,15 @@ TEST(RunAnswers, InfeasibleLimitsExitWithStatus3AndTheSmallestFeasibleValue) {
   EXPECT_NE(t.out.find("infeasible"), std::string::npos) << t.out;
 }
 
-TEST(RunAnswers, FrontsArePrintedStoredParetoOptimalAndWrittenAsCsv) {
+// `front` reads the store only (the store's fronts are those `iotnas run` wrote): the file is
+// unchanged.
+TEST(RunAnswers, FrontsArePrintedParetoOptimalAndWrittenAsCsv) {
   TempDir dir(false);
   fill_store(dir.str());
+  const std::string before = read_file(dir.path / kStoreFile);
   const Cli c = iotnas("front --run '" + dir.str() + "'", dir.path);
   ASSERT_EQ(c.status, 0) << c.err;
+  EXPECT_EQ(read_file(dir.path / kStoreFile), before);
   for (const char* title : {"float32", "half", "T(4,3)", "best format", "latency"})
     EXPECT_NE(c.out.find(title), std::string::npos) << title;
   std::ifstream csv(dir.path / "fronts.csv");
@@ -235,18 +248,17 @@ TEST(RunAnswers, FrontsArePrintedStoredParetoOptimalAndWrittenAsCsv) {
   std::getline(csv, header);
   EXPECT_EQ(header,
             "front,position,model_id,space,name,params,w,t,accuracy,weight_bytes,latency_ms");
-  Store s = Store::open(dir.str(), false);
-  for (const char* name :
-       {"memory:float32", "memory:half", "memory:T(4,3)", "memory:best", "latency:test-device"}) {
-    const auto pts = s.front(name);
-    EXPECT_FALSE(pts.empty()) << name;
-    for (size_t k = 1; k < pts.size(); ++k) {
-      EXPECT_LT(pts[k - 1].cost, pts[k].cost) << name;
-      EXPECT_LT(pts[k - 1].accuracy, pts[k].accuracy) << name;
-    }
+  std::map<std::string, int> rows;  // front -> points
+  for (std::string line; std::getline(csv, line);) {
+    const bool quoted = line[0] == '"';  // "memory:T(4,3)"
+    rows[quoted ? line.substr(1, line.find('"', 1) - 1) : line.substr(0, line.find(','))]++;
   }
+  for (const char* name :
+       {"memory:float32", "memory:half", "memory:T(4,3)", "memory:best", "latency:test-device"})
+    EXPECT_GT(rows[name], 0) << name;
   // The float32 front over three models whose accuracy grows with size holds all three.
-  EXPECT_EQ(s.front("memory:float32").size(), 3u);
+  EXPECT_EQ(rows["memory:float32"], 3);
+  Store s = Store::open_readonly(dir.str());
   // Nothing in the results beats a front point at its cost or less (Pareto-optimal).
   const Results r = load_results(s);
   for (const auto& f : compute_fronts(r)) {
@@ -363,6 +375,152 @@ TEST(RunAnswers, BadInputIsAClearErrorAndTouchesNothing) {
   for (const Cli& x : {c}) EXPECT_EQ(std::count(x.err.begin(), x.err.end(), '\n'), 1) << x.err;
 }
 
+// Runs SQL on the store with foreign keys off, as a person with the sqlite3 shell would.
+void tamper(const fs::path& file, const char* sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(file.c_str(), &db), SQLITE_OK);
+  char* err = nullptr;
+  EXPECT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
+  sqlite3_free(err);
+  sqlite3_close(db);
+}
+
+// Exit status 1 and one error line, the last on stderr (`run` prints its progress before),
+// holding every one of `parts`.
+void expect_error(const Cli& c, std::initializer_list<std::string> parts, const std::string& what) {
+  EXPECT_EQ(c.status, 1) << what << ": " << c.err;
+  const std::string line = last_line(c.err);
+  EXPECT_EQ(line.rfind("iotnas: error: ", 0), 0u) << what << ": " << c.err;
+  EXPECT_EQ(c.err.find("iotnas: error: "), c.err.rfind("iotnas: error: ")) << what << ": " << c.err;
+  for (const auto& p : parts) EXPECT_NE(line.find(p), std::string::npos) << what << ": " << c.err;
+}
+
+// A character device like /dev/full (minor 7) or /dev/null (3) at p; false where this process may
+// not make or open one (not root, or a container's device rules).
+bool make_device(const fs::path& p, unsigned minor) {
+  if (::mknod(p.c_str(), S_IFCHR | 0666, makedev(1, minor)) != 0) return false;
+  const int fd = ::open(p.c_str(), O_WRONLY);
+  if (fd < 0) return false;
+  ::close(fd);
+  return true;
+}
+
+TEST(RunAnswers, OutputsGoThroughDevicesAndStdoutAndRefuseFolders) {
+  TempDir dir(false);
+  const Filled f = fill_store(dir.str());
+  const std::string exp = "export --run '" + dir.str() + "' --model " +
+                          std::to_string(f.model_ids[0]) + " --format 4:3";
+  // Standard output: the JSON alone, the summary on stderr.
+  Cli c = iotnas(exp + " --out -", dir.path);
+  ASSERT_EQ(c.status, 0) << c.err;
+  EXPECT_EQ(json::parse(c.out)["format"], "iotnas-export/1");
+  EXPECT_NE(c.err.find("wrote -"), std::string::npos) << c.err;
+  // A folder: refused by name, with the system's reason rather than "Success".
+  c = iotnas("front --run '" + dir.str() + "' --csv '" + dir.str() + "'", dir.path);
+  expect_error(c, {"cannot write '" + dir.str() + "': it is a directory"}, "front --csv DIR");
+  EXPECT_EQ(c.err.find("Success"), std::string::npos) << c.err;
+  EXPECT_TRUE(fs::is_directory(dir.path));
+  // Devices (copies of /dev/full and /dev/null, so a failure cannot replace the real ones).
+  const fs::path full = dir.path / "full", null = dir.path / "null";
+  if (!make_device(full, 7) || !make_device(null, 3))
+    GTEST_SKIP() << "cannot make device nodes here (" << std::strerror(errno) << ")";
+  c = iotnas(exp + " --out '" + full.string() + "'", dir.path);
+  expect_error(c, {"cannot write '" + full.string() + "': No space left on device"}, "/dev/full");
+  EXPECT_EQ(iotnas(exp + " --out '" + null.string() + "'", dir.path).status, 0);
+  EXPECT_EQ(
+      iotnas("front --run '" + dir.str() + "' --csv '" + null.string() + "'", dir.path).status, 0);
+  for (const auto& p : {full, null}) EXPECT_TRUE(fs::is_character_file(fs::symlink_status(p))) << p;
+}
+
+// A 0-byte store (a run killed before it began): every reader refuses it and writes nothing.
+TEST(RunAnswers, ReadersRefuseAnEmptyStoreUntouched) {
+  TempDir dir;
+  const fs::path scratch = dir.path / "scratch", run = dir.path / "run";
+  fs::create_directories(scratch);
+  fs::create_directories(run);
+  std::ofstream(run / kStoreFile).close();
+  const std::string r = " --run '" + run.string() + "'";
+  for (const std::string& args :
+       {"front" + r, "solve" + r + " --max-weight-bytes 100", "report" + r,
+        "export" + r + " --model 1 --format 4:3 --out '" + (scratch / "m.json").string() + "'"})
+    expect_error(iotnas(args, scratch), {run.string() + "/iotnas.sqlite is empty (0 bytes)"}, args);
+  EXPECT_EQ(fs::file_size(run / kStoreFile), 0u);
+  for (const auto& e : fs::directory_iterator(run))
+    EXPECT_EQ(e.path().filename(), kStoreFile) << "written: " << e.path();
+}
+
+// An archived run (a folder this user cannot write, as on read-only media) answers as any other.
+// Root writes anywhere, so the commands run as nobody.
+TEST(RunAnswers, ReadersWorkOnAStoreTheyCannotWrite) {
+  TempDir dir;
+  const fs::path scratch = dir.path / "scratch", run = dir.path / "run";
+  fs::create_directories(scratch);
+  const std::string as_nobody = "setpriv --reuid=nobody --regid=nogroup --clear-groups ";
+  if (std::system((as_nobody + "'" + IOTNAS_BINARY + "' --help >/dev/null 2>&1").c_str()) != 0)
+    GTEST_SKIP() << "cannot run iotnas as nobody (setpriv missing or refused, or not root)";
+  const Filled f = fill_store(run.string());
+  fs::remove(run / (std::string(kStoreFile) + ".lock"));
+  fs::permissions(run, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                           fs::perms::others_read | fs::perms::others_exec);
+  const std::string before = read_file(run / kStoreFile);
+  const std::string bin = as_nobody + "'" + IOTNAS_BINARY + "' ";
+  const auto nobody = [&](const std::string& args) {
+    const fs::path out = scratch / "stdout.txt", err = scratch / "stderr.txt";
+    const int raw =
+        std::system((bin + args + " >'" + out.string() + "' 2>'" + err.string() + "'").c_str());
+    Cli c;
+    c.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+    c.out = read_file(out);
+    c.err = read_file(err);
+    return c;
+  };
+  const std::string r = " --run '" + run.string() + "'";
+  Cli c = nobody("solve" + r + " --max-weight-bytes 100000");
+  EXPECT_EQ(c.status, 0) << c.err;
+  c = nobody("front" + r + " --csv -");
+  EXPECT_EQ(c.status, 0) << c.err;
+  EXPECT_NE(c.out.find("memory:float32"), std::string::npos) << c.out;
+  c = nobody("export" + r + " --model " + std::to_string(f.model_ids[0]) + " --format 4:3 --out -");
+  EXPECT_EQ(c.status, 0) << c.err;
+  // Writing is refused with the system's reason.
+  c = nobody("run --budget smoke --out '" + run.string() + "'");
+  expect_error(c, {"Permission denied"}, "run as nobody");
+  EXPECT_EQ(read_file(run / kStoreFile), before);
+  for (const auto& e : fs::directory_iterator(run))
+    EXPECT_EQ(e.path().filename(), kStoreFile) << "written: " << e.path();
+}
+
+// A row pointing at a deleted model, or text where a number belongs: every command that opens the
+// store says so on one line, naming the table and key and how to recover.
+TEST(RunAnswers, DamagedRowsAreOneLineErrorsForEveryCommand) {
+  TempDir dir;
+  const fs::path scratch = dir.path / "scratch", run = dir.path / "run";
+  fs::create_directories(scratch);
+  fill_store(run.string());
+  tamper(run / kStoreFile,
+         "PRAGMA foreign_keys = OFF; DELETE FROM latencies WHERE model_id = 2; "
+         "DELETE FROM models WHERE id = 2");
+  const std::string r = " --run '" + run.string() + "'";
+  const std::vector<std::string> commands = {
+      "front" + r, "solve" + r + " --max-weight-bytes 100000", "report" + r,
+      "export" + r + " --model 1 --format 4:3 --out '" + (scratch / "m.json").string() + "'",
+      "run --budget smoke --out '" + run.string() + "'"};
+  for (const auto& args : commands)
+    expect_error(iotnas(args, scratch),
+                 {run.string() + "/iotnas.sqlite is damaged (table runs, row 2: its model_id 2 "
+                                 "names no row of table models",
+                  ".recover"},
+                 args);
+  fs::remove_all(run);
+  fill_store(run.string());
+  tamper(run / kStoreFile, "UPDATE accuracies SET accuracy = 'abc' WHERE w = 4 AND t = 3");
+  for (const auto& args : {commands[0], commands[1], commands[2]})
+    expect_error(iotnas(args, scratch),
+                 {"is damaged (table accuracies, column accuracy of the row with run_id = 1, "
+                  "eval_key = 'eval', w = 4, t = 3 holds TEXT 'abc' where the schema wants REAL"},
+                 args);
+}
+
 // The whole loop on tiny synthetic data, a few formats: `iotnas run` fills the store; killed with
 // SIGKILL at random points and rerun, it ends with the same results as an uninterrupted run.
 const char* kTinyRun = R"({
@@ -396,7 +554,7 @@ pid_t start_run(const fs::path& config, const fs::path& out) {
 
 // (model name, w, t) -> accuracy, and model name -> float32 test accuracy.
 std::map<std::string, double> results_of(const fs::path& dir) {
-  Store s = Store::open(dir.string(), false);
+  Store s = Store::open_readonly(dir.string());
   std::map<std::string, double> out;
   for (const auto& a : s.accuracies()) {
     const auto run = s.run(a.run_id, false);
@@ -420,7 +578,7 @@ TEST(RunLoop, TinyRunFillsTheStoreAndResumesAfterSigkill) {
       "run --config '" + config.string() + "' --out '" + (dir.path / "a").string() + "'", dir.path);
   ASSERT_EQ(a.status, 0) << a.err;
   {
-    Store s = Store::open((dir.path / "a").string(), false);
+    Store s = Store::open_readonly((dir.path / "a").string());
     EXPECT_EQ(s.count("runs"), 3);
     EXPECT_EQ(s.count("sweeps"), 3);
     EXPECT_EQ(s.count("accuracies"), 12);
@@ -455,18 +613,46 @@ TEST(RunLoop, TinyRunFillsTheStoreAndResumesAfterSigkill) {
     kill(pid, SIGKILL);
     waitpid(pid, nullptr, 0);
     if (fs::exists(b / kStoreFile)) {
-      Store s = Store::open(b.string(), false);
+      Store s = Store::open(b.string(), false);  // as a rerun would (0 bytes when killed early)
       ASSERT_EQ(s.integrity_check(), "ok") << test::seed_note(seed);
     }
   }
   const Cli done =
       iotnas("run --config '" + config.string() + "' --out '" + b.string() + "'", dir.path);
   ASSERT_EQ(done.status, 0) << done.err;
-  Store sb = Store::open(b.string(), false);
+  Store sb = Store::open_readonly(b.string());
   EXPECT_EQ(sb.integrity_check(), "ok");
   EXPECT_EQ(sb.count("runs"), 3);
   EXPECT_EQ(sb.count("accuracies"), 12);
   EXPECT_EQ(results_of(b), results_of(dir.path / "a")) << test::seed_note(seed);
+}
+
+// Two runs started on one directory: the second exits at once naming the first, which finishes
+// as if alone.
+TEST(RunLoop, ASecondRunOnTheSameStoreIsRefusedAtOnce) {
+  TempDir dir;
+  const fs::path config = dir.path / "run.json";
+  std::ofstream(config) << kTinyRun;
+  const fs::path solo = dir.path / "solo", both = dir.path / "both";
+  const Cli alone =
+      iotnas("run --config '" + config.string() + "' --out '" + solo.string() + "'", dir.path);
+  ASSERT_EQ(alone.status, 0) << alone.err;
+  const pid_t first = start_run(config, both);
+  ASSERT_GT(first, 0);
+  // Wait until the first holds the lock ("pid@host" in the lock file).
+  const fs::path lock = both / (std::string(kStoreFile) + ".lock");
+  for (int i = 0; i < 3000 && read_file(lock).find('@') == std::string::npos; ++i) usleep(10000);
+  ASSERT_NE(read_file(lock).find(std::to_string(first) + "@"), std::string::npos);
+  const Cli second =
+      iotnas("run --config '" + config.string() + "' --out '" + both.string() + "'", dir.path);
+  int status = 0;
+  waitpid(first, &status, 0);
+  expect_error(second,
+               {(both / kStoreFile).string() + " is being written by process " +
+                std::to_string(first) + "@"},
+               "second run");
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_EQ(results_of(both), results_of(solo));
 }
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -494,7 +680,7 @@ TEST(RunLoop, SmokeBudgetOnFashionMnist) {
   ASSERT_EQ(c.status, 0) << c.err;
   const RunConfig cfg = budget_preset("smoke");
   const int64_t formats = kSanitized ? 3 : 184;
-  Store s = Store::open((dir.path / "run").string(), false);
+  Store s = Store::open_readonly((dir.path / "run").string());
   EXPECT_EQ(s.integrity_check(), "ok");
   const auto runs = s.runs(false);
   // The wave (max_models), one per constraint unless the wave holds its pick, the reference.
@@ -561,7 +747,7 @@ TEST(RunLoop, SmokeBudgetOnFashionMnist) {
 // determines a unit (specs, data, recipe, seeds, evaluation set), so equal lines mean the same
 // work was chosen and recorded.
 std::vector<std::string> units_of(const fs::path& dir, const std::set<std::string>& formats = {}) {
-  Store s = Store::open(dir.string(), false);
+  Store s = Store::open_readonly(dir.string());
   std::vector<std::string> out;
   std::map<int64_t, std::string> model_name, run_key;
   for (const auto& l : s.all_laws()) out.push_back("laws " + l.key + " " + l.space);
@@ -656,13 +842,13 @@ TEST(RunLoop, SigtermStopsAfterTheUnitInHandAndARerunFinishes) {
   ASSERT_TRUE(WIFEXITED(status)) << "killed by the signal instead of stopping cleanly";
   EXPECT_TRUE(WEXITSTATUS(status) == 75 || WEXITSTATUS(status) == 0) << WEXITSTATUS(status);
   {
-    Store s = Store::open(out.string(), false);
+    Store s = Store::open_readonly(out.string());
     EXPECT_EQ(s.integrity_check(), "ok");
   }
   const Cli done =
       iotnas("run --config '" + config.string() + "' --out '" + out.string() + "'", dir.path);
   ASSERT_EQ(done.status, 0) << done.err;
-  EXPECT_EQ(Store::open(out.string(), false).count("accuracies"), 12);
+  EXPECT_EQ(Store::open_readonly(out.string()).count("accuracies"), 12);
 }
 
 TEST(RunLoop, DivergingTrainingIsRecordedAndSkipped) {
@@ -681,7 +867,7 @@ TEST(RunLoop, DivergingTrainingIsRecordedAndSkipped) {
   EXPECT_EQ(c.status, 1) << c.err;
   EXPECT_NE(c.err.find("lower training.lr"), std::string::npos) << c.err;
   EXPECT_NE(c.err.find("training failed, skipped"), std::string::npos) << c.err;
-  Store s = Store::open((dir.path / "out").string(), false);
+  Store s = Store::open_readonly((dir.path / "out").string());  // readers let a run write
   EXPECT_EQ(s.artifact_keys("failed-run").size(), 3u);
   EXPECT_EQ(s.count("runs"), 0);
   // A rerun does not train them again.
