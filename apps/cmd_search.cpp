@@ -155,7 +155,8 @@ int run_search(const SearchOpts& o) {
   check_input(shape.input, shape.classes);
   if (o.uniform < 1 || o.uniform > 1000000000) fail("--uniform ", o.uniform, " is out of range");
   if (o.check < 0 || o.check > 100000000) fail("--check ", o.check, " is out of range");
-  if (o.n_val < 1 || o.n_val > 1000000) fail("--n-val ", o.n_val, " is out of range [1, 1e6]");
+  if (o.n_val < 1 || o.n_val > kMaxNVal)
+    fail("--n-val ", o.n_val, " is out of range [1, ", kMaxNVal, "]");
   const std::string gnuplot = o.plots ? find_gnuplot() : "";
   std::string markdown = "# iotnas search: " + std::string(metric_name(metric)) + "\n\n";
   nlohmann::json report = nlohmann::json::array();

@@ -64,11 +64,9 @@ int run_train(const TrainOpts& o) {
   }
   if (o.threads < 0 || o.threads > 1024)
     fail("--threads ", o.threads, " is out of range [0, 1024]");
-  // Values train() checks too, checked here before the data is loaded.
+  // The recipe's ranges (those of a run config), checked here before the data is loaded.
   const TrainRecipe& rc = o.recipe;
-  if (rc.epochs < 1 || rc.epochs > 100000)
-    fail("--epochs ", rc.epochs, " is out of range [1, 100000]");
-  if (rc.batch < 1 || rc.batch > 65536) fail("--batch ", rc.batch, " is out of range [1, 65536]");
+  fields::validate_flags(recipe_fields(), rc);
   TrainConfig cfg;
   apply_recipe(rc, cfg);
   cfg.seed = o.seed;

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "engine/data.hpp"
+#include "engine/graph.hpp"
 #include "engine/reference_models.hpp"
 #include "engine/util/json.hpp"
 #include "engine/util/fields.hpp"
@@ -47,7 +48,8 @@ const std::vector<fields::Field<EvalSettings>> kEvalFields = {
      .ref = at<&EvalSettings::images>,
      .help = "class-balanced test subset (0: the whole test split)",
      .min = 0,
-     .rule = "must be >= 0 (0: the whole test split)"},
+     .max = double(kMaxSplitImages),
+     .rule = "must be in [0, 2147483647] (0 or more than the split holds: the whole test split)"},
     {.key = "batch",
      .ref = at<&EvalSettings::batch>,
      .help = "evaluation batch",
@@ -113,6 +115,20 @@ void apply(const json& doc, RunConfig& c, const std::string& origin) {
 
 void check_range(bool ok, const std::string& origin, const char* key, const std::string& what) {
   if (!ok) fail(origin, ": \"", key, "\" ", what);
+}
+
+// A reference model must take the dataset's images and output one score per class: refused here,
+// before anything runs, rather than failing its training later.
+void check_reference(const std::string& ref, const std::string& dataset, const DatasetInfo& data) {
+  const Graph g = build_graph(resolve_model(ref, data.shape, data.classes));
+  if (!(g.input == data.shape))
+    fail("model '", ref, "' takes input ", to_string(g.input), " but dataset '", dataset,
+         "' has images ", to_string(data.shape));
+  const Shape out = g.output().out;
+  if (out.c != data.classes || out.h != 1 || out.w != 1)
+    fail("model '", ref, "' outputs ", out.c, " classes (", to_string(out), ") but dataset '",
+         dataset, "' has ", data.classes, "; its last layer must output [", data.classes,
+         ", 1, 1]");
 }
 
 bool power_of_ten(double v) {
@@ -205,9 +221,11 @@ void validate(const RunConfig& c, const std::string& origin) {
               origin, "search.grid_from/grid_to",
               "must be powers of ten with grid_from < grid_to (e.g. 1e3 and 1e5)");
   fields::validate(search::search_fields(), c.search, origin, "search");
+  checked("search", [&] { search::check_ga_config(c.search.ga); });  // the GA's own rules
   fields::validate(search::candidate_fields(), c.candidates, origin, "candidates");
+  const DatasetInfo data = dataset_info(c.dataset);
   for (const auto& ref : c.candidates.references)
-    checked("candidates.references", [&] { (void)resolve_model(ref); });
+    checked("candidates.references", [&] { check_reference(ref, c.dataset, data); });
   fields::validate(calib::calibration_fields(), c.calibration, origin, "calibration");
   fields::validate(recipe_fields(), c.training, origin, "training");
   checked("formats", [&] { (void)c.format_list(); });

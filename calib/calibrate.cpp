@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "kernels/base/error.hpp"
+
 namespace iotnas::calib {
 
 namespace {
@@ -18,17 +20,17 @@ const std::vector<fields::Field<S>> kCalibrationFields = {
      .ref = at<&S::repeats>,
      .help = "timed forwards per measurement",
      .min = 1,
-     .rule = "must be at least 1"},
+     .max = kMaxRepeats},
     {.key = "rounds",
      .ref = at<&S::rounds>,
      .help = "measurements per model; the fastest is kept",
      .min = 1,
-     .rule = "must be at least 1"},
+     .max = kMaxRounds},
     {.key = "threads",
      .ref = at<&S::threads>,
      .help = "threads while timing",
      .min = 1,
-     .max = 1024},
+     .max = kMaxThreads},
 };
 
 }  // namespace
@@ -50,6 +52,8 @@ MeasureConfig measure_config(const CalibrationSettings& s, BackendKind backend, 
 
 Calibration calibrate(std::span<const CalibrationModel> models, const MeasureConfig& config,
                       int rounds, const CalibrationHooks& hooks) {
+  if (rounds < 1 || rounds > kMaxRounds)
+    fail("calibration rounds ", rounds, " is out of range [1, ", kMaxRounds, "]");
   Calibration out;
   for (size_t i = 0; i < models.size(); ++i) {
     if (hooks.stop && hooks.stop->load()) break;

@@ -24,15 +24,17 @@
 namespace iotnas::calib {
 
 void check_measure_config(const MeasureConfig& c) {
-  if (c.threads < 1 || c.threads > 1024) fail("threads ", c.threads, " is out of range [1, 1024]");
-  if (c.warmup < 0 || c.warmup > 100000) fail("warmup ", c.warmup, " is out of range [0, 100000]");
-  if (!(c.warmup_ms >= 0 && c.warmup_ms <= 60000))
-    fail("warmup_ms ", c.warmup_ms, " is out of range [0, 60000]");
-  if (c.repeats < 1 || c.repeats > 100000)
-    fail("repeats ", c.repeats, " is out of range [1, 100000]");
+  if (c.threads < 1 || c.threads > kMaxThreads)
+    fail("threads ", c.threads, " is out of range [1, ", kMaxThreads, "]");
+  if (c.warmup < 0 || c.warmup > kMaxWarmup)
+    fail("warmup ", c.warmup, " is out of range [0, ", kMaxWarmup, "]");
+  if (!(c.warmup_ms >= 0 && c.warmup_ms <= kMaxWarmupMs))
+    fail("warmup_ms ", c.warmup_ms, " is out of range [0, ", kMaxWarmupMs, "]");
+  if (c.repeats < 1 || c.repeats > kMaxRepeats)
+    fail("repeats ", c.repeats, " is out of range [1, ", kMaxRepeats, "]");
   if (!(c.noise_threshold > 0)) fail("noise threshold ", c.noise_threshold, " must be > 0");
-  if (c.max_attempts < 1 || c.max_attempts > 100)
-    fail("max attempts ", c.max_attempts, " is out of range [1, 100]");
+  if (c.max_attempts < 1 || c.max_attempts > kMaxAttempts)
+    fail("max attempts ", c.max_attempts, " is out of range [1, ", kMaxAttempts, "]");
 }
 
 Measurement summarize_times(std::vector<double> t) {
@@ -97,25 +99,25 @@ const std::vector<fields::Field<M>> kMeasureFields = {
      .ref = at<&M::threads>,
      .help = "OpenMP threads while timing",
      .min = 1,
-     .max = 1024,
+     .max = kMaxThreads,
      .flag = "--threads"},
     {.key = "repeats",
      .ref = at<&M::repeats>,
      .help = "Timed runs per measurement",
      .min = 1,
-     .max = 100000,
+     .max = kMaxRepeats,
      .flag = "--repeats"},
     {.key = "warmup",
      .ref = at<&M::warmup>,
      .help = "Untimed runs first (at least 5 ms of them)",
      .min = 0,
-     .max = 100000,
+     .max = kMaxWarmup,
      .flag = "--warmup"},
     {.key = "warmup_ms",
      .ref = at<&M::warmup_ms>,
      .help = "Keep warming up until this many ms have passed",
      .min = 0,
-     .max = 60000},
+     .max = kMaxWarmupMs},
     {.key = "noise_threshold",
      .ref = at<&M::noise_threshold>,
      .help = "Spread (interquartile range / median) above which a measurement is repeated, then "
@@ -127,7 +129,7 @@ const std::vector<fields::Field<M>> kMeasureFields = {
      .ref = at<&M::max_attempts>,
      .help = "Tries per measurement while it is noisy",
      .min = 1,
-     .max = 100,
+     .max = kMaxAttempts,
      .flag = "--attempts"},
     {.key = "seed",
      .ref = at<&M::seed>,

@@ -17,6 +17,15 @@
 
 namespace iotnas::calib {
 
+// The ranges of the measuring sizes (check_measure_config, the `calib measure` flags, a profile's
+// settings and the run config's "calibration" share them).
+inline constexpr int kMaxThreads = 1024;       // threads
+inline constexpr int kMaxWarmup = 100000;      // warmup (forwards)
+inline constexpr double kMaxWarmupMs = 60000;  // warmup_ms
+inline constexpr int kMaxRepeats = 100000;     // repeats
+inline constexpr int kMaxAttempts = 100;       // max_attempts
+inline constexpr int kMaxRounds = 100;         // measurements per model (`--rounds`)
+
 struct MeasureConfig {
   BackendKind backend = BackendKind::portable;
   int threads = 1;               // OpenMP threads while timing (set and restored)

@@ -12,14 +12,15 @@ void validate(const OptimizerConfig& c) {
   if (c.schedule != "cosine" && c.schedule != "constant") {
     fail("unknown learning-rate schedule '", c.schedule, "' (use cosine or constant)");
   }
-  if (!(c.lr > 0 && c.lr <= 10)) fail("learning rate ", c.lr, " is out of range (0, 10]");
+  if (!(c.lr > 0 && c.lr <= kMaxLr))
+    fail("learning rate ", c.lr, " is out of range (0, ", kMaxLr, "]");
   if (!(c.momentum >= 0 && c.momentum < 1))
     fail("momentum ", c.momentum, " is out of range [0, 1)");
   if (!(c.weight_decay >= 0 && c.weight_decay < 1)) {
     fail("weight decay ", c.weight_decay, " is out of range [0, 1)");
   }
-  if (!(c.warmup_epochs >= 0 && c.warmup_epochs <= 1000)) {
-    fail("warm-up ", c.warmup_epochs, " epochs is out of range [0, 1000]");
+  if (!(c.warmup_epochs >= 0 && c.warmup_epochs <= kMaxWarmupEpochs)) {
+    fail("warm-up ", c.warmup_epochs, " epochs is out of range [0, ", kMaxWarmupEpochs, "]");
   }
 }
 
@@ -53,6 +54,8 @@ void Optimizer::step(float* p, const float* grads, double lr_d) {
   const int64_t n = int64_t(m_.size());
   const float lr = float(lr_d), wd = float(c_.weight_decay);
   ++t_;
+  // The parallel loops below only do arithmetic on buffers sized in the constructor: nothing in
+  // them can throw (no exception may leave an OpenMP region).
   if (c_.kind == "sgd") {
     const float mu = float(c_.momentum);
     const bool nesterov = c_.nesterov;

@@ -20,6 +20,10 @@ struct OptimizerConfig {
   double warmup_epochs = 0.0;                     // linear warm-up from lr/100 to lr
 };
 
+// The ranges validate() accepts (a run config's "training" and `iotnas train`'s flags share them):
+// lr in (0, kMaxLr], weight_decay in [0, 1), warmup_epochs in [0, kMaxWarmupEpochs].
+inline constexpr double kMaxLr = 10;
+inline constexpr double kMaxWarmupEpochs = 1000;
 // Checks names and ranges; throws iotnas::Error naming the bad value and the accepted ones.
 void validate(const OptimizerConfig& c);
 

@@ -1,6 +1,7 @@
 // Training and evaluation of a Model on a Dataset with one backend.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -25,6 +26,8 @@ struct TrainConfig {
   double val_fraction = 0.0;    // share of the training set held out for validation
   BackendKind backend = BackendKind::portable;
   bool eval_each_epoch = true;  // test (and validation) accuracy after every epoch
+  // Evaluation batch; apply_recipe caps it at the training batch: a model that trains at batch B
+  // fits in memory at B, not necessarily at 256.
   int eval_batch = 256;
 };
 
@@ -43,6 +46,11 @@ struct TrainRecipe {
   std::string augment = "auto";  // "auto" (the dataset's default), "on", "off"
   int64_t train_images = 0;      // 0: the whole training split; else a class-balanced subset
 };
+
+// The most images a subset may ask for (train_images, a run's eval.images): a split holds at most
+// 2^31 - 1 images (engine/data). Larger counts are refused, not read as "the whole split".
+inline constexpr int64_t kMaxSplitImages = 2147483647;
+static_assert(kMaxLr == 10 && kMaxWarmupEpochs == 1000, "the recipe's rules below name them");
 
 // The recipe's fields: JSON keys, ranges of a run config, help and `iotnas train`'s flags.
 inline std::span<const fields::Field<TrainRecipe>> recipe_fields() {
@@ -70,9 +78,9 @@ inline std::span<const fields::Field<TrainRecipe>> recipe_fields() {
        .ref = at<&R::lr>,
        .help = "Peak learning rate",
        .min = 0,
+       .max = kMaxLr,
        .min_open = true,
-       .max_open = true,
-       .rule = "must be positive",
+       .rule = "must be a learning rate in (0, 10]",
        .flag = "--lr"},
       {.key = "momentum",
        .ref = at<&R::momentum>,
@@ -89,6 +97,8 @@ inline std::span<const fields::Field<TrainRecipe>> recipe_fields() {
        .ref = at<&R::weight_decay>,
        .help = "L2 on conv/dense weights",
        .min = 0,
+       .max = 1,
+       .max_open = true,
        .flag = "--weight-decay"},
       {.key = "schedule",
        .ref = at<&R::schedule>,
@@ -99,8 +109,11 @@ inline std::span<const fields::Field<TrainRecipe>> recipe_fields() {
        .ref = at<&R::warmup_epochs>,
        .help = "Linear warm-up epochs",
        .min = 0,
-       .also = [](const R& r) { return r.warmup_epochs <= r.epochs; },
-       .rule = "must be in [0, training.epochs]",
+       .also =
+           [](const R& r) {
+             return r.warmup_epochs <= std::min<double>(r.epochs, kMaxWarmupEpochs);
+           },
+       .rule = "must be in [0, training.epochs] and at most 1000",
        .flag = "--warmup"},
       {.key = "augment",
        .ref = at<&R::augment>,
@@ -111,7 +124,8 @@ inline std::span<const fields::Field<TrainRecipe>> recipe_fields() {
        .ref = at<&R::train_images>,
        .help = "Class-balanced subset of the training split (0: all of it)",
        .min = 0,
-       .rule = "must be >= 0 (0: all)"},
+       .max = double(kMaxSplitImages),
+       .rule = "must be in [0, 2147483647] (0 or more than the split holds: all of it)"},
   };
   return table;
 }
@@ -120,6 +134,7 @@ inline std::span<const fields::Field<TrainRecipe>> recipe_fields() {
 inline void apply_recipe(const TrainRecipe& r, TrainConfig& c) {
   c.epochs = r.epochs;
   c.batch = r.batch;
+  c.eval_batch = std::min(c.eval_batch, r.batch);
   c.optimizer.kind = r.optimizer;
   c.optimizer.lr = r.lr;
   c.optimizer.momentum = r.momentum;

@@ -12,6 +12,7 @@
 
 #include "engine/program.hpp"
 #include "kernels/base/error.hpp"
+#include "kernels/base/parallel.hpp"
 #include "kernels/round/round.hpp"
 
 namespace iotnas::quant {
@@ -60,23 +61,20 @@ class Runner {
         batch_(sweep_micro_batch(folded.graph)) {
     programs_.resize(size_t(threads_));
     // Compiled inside the team, each with one thread (oneDNN picks single-thread kernels).
-    std::exception_ptr error;
+    FirstException error;
 #pragma omp parallel num_threads(threads_)
     {
       omp_set_num_threads(1);
       const int tid = omp_get_thread_num();
-      try {
+      error.run([&] {
         ProgramOptions o;
         o.backend = backend;
         o.batch = batch_;
         o.mode = Mode::infer;
         programs_[size_t(tid)] = compile(g_, o, {params_.data(), nullptr, state_.data()});
-      } catch (...) {
-#pragma omp critical(iotnas_sweep_error)
-        error = std::current_exception();
-      }
+      });
     }
-    if (error) std::rethrow_exception(error);
+    error.rethrow();
   }
 
   std::vector<float>& params() {
@@ -103,27 +101,24 @@ class Runner {
     const int64_t per = set_.shape.size();
     const int k = g_.output().out.c;
     int64_t correct = 0;
-    std::exception_ptr error;
+    FirstException error;
 #pragma omp parallel num_threads(threads_) reduction(+ : correct)
     {
       omp_set_num_threads(1);
       Program& prog = *programs_[size_t(omp_get_thread_num())];
 #pragma omp for schedule(dynamic, 1)
       for (int64_t c = 0; c < chunks; ++c) {
-        try {
+        error.run([&] {
           const int64_t at = c * batch_;
           const int n = int(std::min<int64_t>(batch_, total - at));
           prog.forward(set_.images.data() + at * per, n);
           const float* logits = prog.logits();
           for (int i = 0; i < n; ++i)
             correct += argmax(logits + int64_t(i) * k, k) == set_.labels[size_t(at + i)];
-        } catch (...) {
-#pragma omp critical(iotnas_sweep_error)
-          error = std::current_exception();
-        }
+        });
       }
     }
-    if (error) std::rethrow_exception(error);
+    error.rethrow();
     return total ? double(correct) / double(total) : 0.0;
   }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 
 #include "kernels/base/error.hpp"
 #include "search/spectral.hpp"
@@ -9,16 +10,17 @@
 namespace iotnas::search {
 
 void check_ga_config(const GaConfig& c) {
-  auto need = [](bool ok, const char* name, int v, const char* range) {
+  auto need = [](bool ok, const char* name, int v, const std::string& range) {
     if (!ok) fail("GA parameter ", name, " = ", v, " is out of range (", range, ")");
   };
-  need(c.n_init >= 2 && c.n_init <= 100000, "n_init", c.n_init, "2..100000");
-  need(c.n_steps >= 0 && c.n_steps <= 10000000, "n_steps", c.n_steps, "0..10000000");
-  need(c.n_eval >= 2 && c.n_eval <= 100000, "n_eval", c.n_eval, "2..100000");
+  const auto upto = [](int lo, int hi) { return std::to_string(lo) + ".." + std::to_string(hi); };
+  need(c.n_init >= 2 && c.n_init <= kMaxInit, "n_init", c.n_init, upto(2, kMaxInit));
+  need(c.n_steps >= 0 && c.n_steps <= kMaxSteps, "n_steps", c.n_steps, upto(0, kMaxSteps));
+  need(c.n_eval >= 2 && c.n_eval <= kMaxEval, "n_eval", c.n_eval, upto(2, kMaxEval));
   need(c.tournament >= 1 && c.tournament <= c.n_init, "tournament", c.tournament, "1..n_init");
   need(c.clusters >= 1 && c.clusters <= c.n_init, "clusters", c.clusters, "1..n_init");
-  need(c.n_rescore == 0 || (c.n_rescore >= 2 && c.n_rescore <= 100000), "n_rescore", c.n_rescore,
-       "0 or 2..100000");
+  need(c.n_rescore == 0 || (c.n_rescore >= 2 && c.n_rescore <= kMaxEval), "n_rescore", c.n_rescore,
+       "0 or " + upto(2, kMaxEval));
   need(c.rescore_top >= 1 && c.rescore_top <= c.n_init, "rescore_top", c.rescore_top, "1..n_init");
   if (!(c.miss_weight >= 0 && c.miss_weight <= 100)) {
     fail("GA parameter miss_weight = ", c.miss_weight, " must be in [0, 100]");

@@ -33,6 +33,11 @@ struct GaConfig {
   double miss_weight = 0.75;
   uint64_t seed = 1;
 };
+// The largest GA sizes check_ga_config accepts (the flags of `iotnas laws` / `iotnas search` and
+// the run config's "search" fields share them).
+inline constexpr int kMaxInit = 100000;     // n_init
+inline constexpr int kMaxSteps = 10000000;  // n_steps
+inline constexpr int kMaxEval = 100000;     // n_eval, n_rescore
 // Throws iotnas::Error naming the parameter when one is out of range.
 void check_ga_config(const GaConfig& c);
 

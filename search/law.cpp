@@ -12,6 +12,7 @@
 #include "engine/util/files.hpp"
 #include "engine/util/json.hpp"
 #include "kernels/base/error.hpp"
+#include "kernels/base/parallel.hpp"
 
 namespace iotnas::search {
 
@@ -78,27 +79,31 @@ std::vector<Sample> sample_laws(const Space& space, std::span<const Law> laws, i
   check_input(o.input, o.classes);
   std::vector<Sample> out(n);
   const int64_t num_laws = int64_t(laws.size());
+  FirstException error;
 #pragma omp parallel
   {
     NetBuilder scratch;
 #pragma omp for schedule(dynamic, 256)
     for (int64_t i = 0; i < n; ++i) {
-      Sample& s = out[i];
-      const int64_t index = o.first + i;
-      s.law_index = int(index % num_laws);
-      s.vars.resize(space.vars.size());
-      Rng rng(o.seed, uint64_t(index));
-      draw_vector(space, laws[s.law_index], rng, s.vars);
-      if (o.with_specs) {
-        scratch.reset(o.input, o.classes, true, space.name + vector_string(s.vars));
-        space.build(s.vars, scratch);
-        s.analytics = scratch.analytics();
-        s.spec = scratch.take_spec();
-      } else {
-        s.analytics = analyze_vars(space, s.vars, o.input, o.classes, scratch);
-      }
+      error.run([&] {
+        Sample& s = out[i];
+        const int64_t index = o.first + i;
+        s.law_index = int(index % num_laws);
+        s.vars.resize(space.vars.size());
+        Rng rng(o.seed, uint64_t(index));
+        draw_vector(space, laws[s.law_index], rng, s.vars);
+        if (o.with_specs) {
+          scratch.reset(o.input, o.classes, true, space.name + vector_string(s.vars));
+          space.build(s.vars, scratch);
+          s.analytics = scratch.analytics();
+          s.spec = scratch.take_spec();
+        } else {
+          s.analytics = analyze_vars(space, s.vars, o.input, o.classes, scratch);
+        }
+      });
     }
   }
+  error.rethrow();
   return out;
 }
 

@@ -9,15 +9,40 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <new>
 #include <sstream>
 
 #include "engine/util/files.hpp"
 #include "engine/util/plot.hpp"
 #include "kernels/base/error.hpp"
+#include "kernels/base/parallel.hpp"
 
 namespace iotnas::search {
 
 namespace fs = std::filesystem;
+
+namespace {
+
+// Why the model of `vars` is invalid ("" when it is valid): its analytic path throws or
+// disagrees with analyze(build_graph(spec)). Throws std::bad_alloc.
+std::string model_error(const Space& space, const std::vector<int>& vars, Shape input, int classes,
+                        NetBuilder& scratch) {
+  try {
+    const Analytics fast = analyze_vars(space, vars, input, classes, scratch);
+    const Analytics full = analyze(build_graph(build_spec(space, vars, input, classes)));
+    if (fast.params != full.params || fast.flops != full.flops ||
+        fast.peak_activation_bytes != full.peak_activation_bytes) {
+      return "the analytic path disagrees with analyze(build_graph(spec))";
+    }
+  } catch (const std::bad_alloc&) {
+    throw;  // the machine's limit, not the model's fault
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
 
 ValidityCheck check_uniform_models(const Space& space, int64_t n, Shape input, int classes,
                                    uint64_t seed) {
@@ -27,31 +52,24 @@ ValidityCheck check_uniform_models(const Space& space, int64_t n, Shape input, i
   std::atomic<int64_t> bad{0};
   ValidityCheck out;
   out.checked = n;
+  FirstException failure;  // not a model's error (those are counted): e.g. out of memory
 #pragma omp parallel
   {
     NetBuilder scratch;
-    std::vector<int> vars(space.vars.size());
+    std::vector<int> vars;
 #pragma omp for schedule(dynamic, 256)
     for (int64_t i = 0; i < n; ++i) {
-      Rng rng(seed, uint64_t(i));
-      draw_vector(space, law, rng, vars);
-      std::string error;
-      try {
-        const Analytics fast = analyze_vars(space, vars, input, classes, scratch);
-        const Analytics full = analyze(build_graph(build_spec(space, vars, input, classes)));
-        if (fast.params != full.params || fast.flops != full.flops ||
-            fast.peak_activation_bytes != full.peak_activation_bytes) {
-          error = "the analytic path disagrees with analyze(build_graph(spec))";
-        }
-      } catch (const std::exception& e) {
-        error = e.what();
-      }
-      if (!error.empty() && bad.fetch_add(1) == 0) {
-#pragma omp critical
-        out.first_error = space.name + vector_string(vars) + ": " + error;
-      }
+      failure.run([&] {
+        vars.resize(space.vars.size());
+        Rng rng(seed, uint64_t(i));
+        draw_vector(space, law, rng, vars);
+        const std::string error = model_error(space, vars, input, classes, scratch);
+        if (!error.empty() && bad.fetch_add(1) == 0)
+          out.first_error = space.name + vector_string(vars) + ": " + error;
+      });
     }
   }
+  failure.rethrow();
   out.invalid = bad.load();
   return out;
 }

@@ -8,6 +8,9 @@ using fields::at;
 using S = SearchSettings;
 using C = CandidateSettings;
 
+static_assert(kMaxEval == 100000 && kMaxNVal == 1000000 && kMaxWindowSamples == 10000000,
+              "the rules below name these limits");
+
 const std::vector<fields::Field<S>> kSearchFields = {
     {.key = "metric",
      .ref = at<&S::metric>,
@@ -18,13 +21,17 @@ const std::vector<fields::Field<S>> kSearchFields = {
      .ref = at<&S::ga, &GaConfig::n_init>,
      .help = "GA initial population",
      .min = 2,
-     .rule = "must be at least 2"},
-    {.key = "n_steps", .ref = at<&S::ga, &GaConfig::n_steps>, .help = "GA steps", .min = 0},
+     .max = kMaxInit},
+    {.key = "n_steps",
+     .ref = at<&S::ga, &GaConfig::n_steps>,
+     .help = "GA steps",
+     .min = 0,
+     .max = kMaxSteps},
     {.key = "n_eval",
      .ref = at<&S::ga, &GaConfig::n_eval>,
      .help = "models drawn to estimate one law",
      .min = 2,
-     .rule = "must be at least 2"},
+     .max = kMaxEval},
     {.key = "clusters",
      .ref = at<&S::ga, &GaConfig::clusters>,
      .help = "laws kept per window (spectral clusters)",
@@ -34,12 +41,17 @@ const std::vector<fields::Field<S>> kSearchFields = {
     {.key = "n_rescore",
      .ref = at<&S::ga, &GaConfig::n_rescore>,
      .help = "models drawn to rescore the best laws (0: none)",
-     .min = 0},
+     .min = 0,
+     .max = kMaxEval,
+     .also = [](const S& s) { return s.ga.n_rescore != 1; },
+     .rule = "must be 0 (none) or in [2, 100000]"},
     {.key = "n_val",
      .ref = at<&S::n_val>,
      .help = "models drawn per learned law",
      .min = 1,
-     .rule = "must be at least 1"},
+     .max = kMaxNVal,
+     .also = [](const S& s) { return int64_t(s.n_val) * s.ga.clusters <= kMaxWindowSamples; },
+     .rule = "must be in [1, 1000000], with n_val x clusters <= 1e7 models per window"},
 };
 
 const std::vector<fields::Field<C>> kCandidateFields = {

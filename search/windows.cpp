@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "kernels/base/error.hpp"
+#include "kernels/base/parallel.hpp"
 
 namespace iotnas::search {
 
@@ -57,11 +58,45 @@ void check_window(const Space& space, const Reach& reach, Metric metric, double 
   }
 }
 
+namespace {
+
+// Window w = [lo, hi] of a search: its laws, their samples and the share inside the window.
+void search_window(const Space& space, const SearchConfig& config, const Reach& reach, double lo,
+                   double hi, int w, WindowResult& r) {
+  const auto t0 = std::chrono::steady_clock::now();
+  r.lo = lo;
+  r.hi = hi;
+  r.coverage = window_coverage(reach, r.lo, r.hi);
+  if (r.coverage == Coverage::unreachable) return;
+  GaConfig ga = config.ga;
+  ga.seed = derive_seed(config.seed, uint64_t(w));
+  r.ga = learn_laws(space, {config.metric, r.lo, r.hi, config.input, config.classes}, ga);
+  SampleOptions so;
+  so.input = config.input;
+  so.classes = config.classes;
+  so.seed = derive_seed(config.seed, 1000 + uint64_t(w));
+  so.with_specs = config.with_specs;
+  r.samples = sample_laws(space, r.ga.laws, int64_t(config.n_val) * int64_t(r.ga.laws.size()), so);
+  int64_t hits = 0;
+  for (const auto& s : r.samples) {
+    const double v = metric_value(s.analytics, config.metric);
+    hits += (v >= r.lo && v <= r.hi);
+  }
+  r.in_window = r.samples.empty() ? 0 : double(hits) / double(r.samples.size());
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
 SpaceSearch search_space(const Space& space, const SearchConfig& config) {
   const auto start = std::chrono::steady_clock::now();
   check_input(config.input, config.classes);
   check_ga_config(config.ga);
-  if (config.n_val < 1) fail("n_val = ", config.n_val, " must be at least 1");
+  if (config.n_val < 1 || config.n_val > kMaxNVal)
+    fail("n_val = ", config.n_val, " is out of range [1, ", kMaxNVal, "]");
+  if (int64_t(config.n_val) * config.ga.clusters > kMaxWindowSamples)
+    fail("n_val x clusters = ", int64_t(config.n_val) * config.ga.clusters,
+         " models per window is more than ", kMaxWindowSamples, "; lower n_val or clusters");
   SpaceSearch out;
   out.space = space.name;
   out.metric = config.metric;
@@ -75,32 +110,13 @@ SpaceSearch search_space(const Space& space, const SearchConfig& config) {
   }
   const int num_windows = std::max(0, int(grid.size()) - 1);
   out.windows.resize(num_windows);
+  FirstException error;
 #pragma omp parallel for schedule(dynamic, 1)
   for (int w = 0; w < num_windows; ++w) {
-    const auto t0 = std::chrono::steady_clock::now();
-    WindowResult& r = out.windows[w];
-    r.lo = grid[w];
-    r.hi = grid[w + 1];
-    r.coverage = window_coverage(out.reach, r.lo, r.hi);
-    if (r.coverage == Coverage::unreachable) continue;
-    GaConfig ga = config.ga;
-    ga.seed = derive_seed(config.seed, uint64_t(w));
-    r.ga = learn_laws(space, {config.metric, r.lo, r.hi, config.input, config.classes}, ga);
-    SampleOptions so;
-    so.input = config.input;
-    so.classes = config.classes;
-    so.seed = derive_seed(config.seed, 1000 + uint64_t(w));
-    so.with_specs = config.with_specs;
-    r.samples =
-        sample_laws(space, r.ga.laws, int64_t(config.n_val) * int64_t(r.ga.laws.size()), so);
-    int64_t hits = 0;
-    for (const auto& s : r.samples) {
-      const double v = metric_value(s.analytics, config.metric);
-      hits += (v >= r.lo && v <= r.hi);
-    }
-    r.in_window = r.samples.empty() ? 0 : double(hits) / double(r.samples.size());
-    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    error.run(
+        [&] { search_window(space, config, out.reach, grid[w], grid[w + 1], w, out.windows[w]); });
   }
+  error.rethrow();
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return out;
 }
@@ -151,21 +167,26 @@ Statistics uniform_statistics(const Space& space, Metric metric, int64_t n, Shap
   constexpr int64_t kChunk = 4096;  // samples per random stream
   const int64_t chunks = (n + kChunk - 1) / kChunk;
   std::vector<Statistics> parts(chunks);
+  FirstException error;
 #pragma omp parallel
   {
     NetBuilder scratch;
-    std::vector<int> vars(space.vars.size());
+    std::vector<int> vars;
 #pragma omp for schedule(dynamic, 4)
     for (int64_t c = 0; c < chunks; ++c) {
-      Rng rng(seed, uint64_t(c));
-      const int64_t end = std::min(n, (c + 1) * kChunk);
-      for (int64_t i = c * kChunk; i < end; ++i) {
-        draw_vector(space, law, rng, vars);
-        const Analytics a = analyze_vars(space, vars, input, classes, scratch);
-        parts[c].add(std::log10(std::max(1.0, metric_value(a, metric))));
-      }
+      error.run([&] {
+        vars.resize(space.vars.size());
+        Rng rng(seed, uint64_t(c));
+        const int64_t end = std::min(n, (c + 1) * kChunk);
+        for (int64_t i = c * kChunk; i < end; ++i) {
+          draw_vector(space, law, rng, vars);
+          const Analytics a = analyze_vars(space, vars, input, classes, scratch);
+          parts[c].add(std::log10(std::max(1.0, metric_value(a, metric))));
+        }
+      });
     }
   }
+  error.rethrow();
   for (const auto& p : parts) total.merge(p);  // fixed order: same result for any thread count
   total.finish();
   return total;

@@ -41,11 +41,17 @@ struct WindowResult {
   double seconds = 0;           // wall time of the GA and the sampling
 };
 
+// The most models drawn per learned law (n_val: `iotnas search --n-val`, the run config's
+// "search.n_val"), and per window (n_val x laws, the laws being ga.clusters at most): a window's
+// samples are held in memory (about 250 bytes each).
+inline constexpr int kMaxNVal = 1000000;
+inline constexpr int64_t kMaxWindowSamples = 10000000;
+
 struct SearchConfig {
   Metric metric = Metric::params;
   std::vector<double> grid;  // empty: default_grid(metric)
   GaConfig ga;               // ga.seed is replaced by a seed derived from (seed, window)
-  int n_val = 100;           // models drawn per learned law
+  int n_val = 100;           // models drawn per learned law, 1..kMaxNVal
   Shape input{1, 28, 28};
   int classes = 10;
   uint64_t seed = 1;

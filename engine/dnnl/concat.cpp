@@ -35,8 +35,9 @@ void emit_concat(Net& x, int i) {
       for (size_t k = 0; k < srcs.size(); ++k)
         from[k] = static_cast<const float*>(srcs[k].get_data_handle());
       // Pixel by pixel: the output is written once, in order; the runs are short (a few to a
-      // few dozen floats), so a plain loop beats a memcpy call per run.
-      auto copy = [&](int64_t p0, int64_t p1) {
+      // few dozen floats), so a plain loop beats a memcpy call per run. noexcept: it runs inside
+      // a parallel region, which no exception may leave.
+      auto copy = [&](int64_t p0, int64_t p1) noexcept {
         for (int64_t p = p0; p < p1; ++p) {
           float* o = d + p * c_out;
           for (size_t k = 0; k < from.size(); ++k) {

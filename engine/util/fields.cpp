@@ -16,6 +16,8 @@ namespace {
 
 // Integers written as 1e4 are accepted when exact.
 int64_t read_int64(const json& v, const std::string& origin, const std::string& name) {
+  if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT64_MAX))
+    type_error(origin, name, "an integer below 2^63");
   if (v.is_number_integer()) return v.get<int64_t>();
   if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>() &&
       std::fabs(v.get<double>()) < 9e15)
@@ -121,13 +123,23 @@ void Reader::finish() const {
       fail(origin_, ": unknown key ", name(it.key()), "; known keys here: ", known);
 }
 
+bool integer_in(const json& v, int64_t lo, int64_t hi) {
+  if (!v.is_number_integer()) return false;
+  if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT64_MAX)) return false;
+  const int64_t x = v.get<int64_t>();
+  return x >= lo && x <= hi;
+}
+
+void throw_flag_error(std::string_view flag, const std::string& value, const std::string& rule) {
+  fail(flag, " ", value, " ", rule);
+}
+
 json to_json(Ref r) {
   return std::visit([](auto* p) { return json(*p); }, r);
 }
 
-void check_value(Ref r, const std::string& origin, const std::string& name, double min, double max,
-                 bool min_open, bool max_open, std::span<const char* const> choices, bool also,
-                 const char* rule) {
+std::string broken_rule(Ref r, double min, double max, bool min_open, bool max_open,
+                        std::span<const char* const> choices, bool also, const char* rule) {
   size_t n = 0;
   while (n < choices.size() && choices[n]) ++n;
   choices = choices.first(n);
@@ -151,9 +163,15 @@ void check_value(Ref r, const std::string& origin, const std::string& name, doub
         r);
     ok = ok && (min_open ? v > min : v >= min) && (max_open ? v < max : v <= max);
   }
-  if (!ok)
-    fail(origin, ": \"", name, "\" ",
-         *rule ? std::string(rule) : default_rule(min, max, min_open, max_open, choices));
+  if (ok) return "";
+  return *rule ? std::string(rule) : default_rule(min, max, min_open, max_open, choices);
+}
+
+void check_value(Ref r, const std::string& origin, const std::string& name, double min, double max,
+                 bool min_open, bool max_open, std::span<const char* const> choices, bool also,
+                 const char* rule) {
+  const std::string broken = broken_rule(r, min, max, min_open, max_open, choices, also, rule);
+  if (!broken.empty()) fail(origin, ": \"", name, "\" ", broken);
 }
 
 }  // namespace iotnas::fields

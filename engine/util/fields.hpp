@@ -93,8 +93,18 @@ class Reader {
   std::set<std::string> seen_;
 };
 
+// Throws iotnas::Error "<flag> <value> <rule>".
+[[noreturn]] void throw_flag_error(std::string_view flag, const std::string& value,
+                                   const std::string& rule);
+// Whether `v` is a JSON integer in [lo, hi]; unlike nlohmann's get<int>, which wraps 2^40 to 0,
+// nothing is truncated (readers of saved files use it for indices and counts).
+bool integer_in(const nlohmann::json& v, int64_t lo, int64_t hi);
 // The JSON value of a member, with the member's own type (integer, unsigned, float, ...).
 nlohmann::json to_json(Ref r);
+// The rule `r` breaks ("must be in [1, 100]"), or "" when it is within the field's range,
+// choices and rule between fields (`also`).
+std::string broken_rule(Ref r, double min, double max, bool min_open, bool max_open,
+                        std::span<const char* const> choices, bool also, const char* rule);
 // "<origin>: \"<prefix>.<key>\" <rule>" when `r` is outside the field's range or choices.
 void check_value(Ref r, const std::string& origin, const std::string& name, double min, double max,
                  bool min_open, bool max_open, std::span<const char* const> choices, bool also,
@@ -127,6 +137,21 @@ void validate(std::span<const Field<S>> table, const S& s, const std::string& or
   for (const Field<S>& f : table)
     check_value(f.ref(const_cast<S&>(s)), origin, prefix.empty() ? f.key : prefix + "." + f.key,
                 f.min, f.max, f.min_open, f.max_open, f.choices, !f.also || f.also(s), f.rule);
+}
+
+// Checks the fields that have a command-line flag, each named by its flag: "--epochs 0 must be in
+// [1, 10000]". Throws iotnas::Error.
+template <class S>
+void validate_flags(std::span<const Field<S>> table, const S& s) {
+  for (const Field<S>& f : table) {
+    if (!*f.flag) continue;
+    const Ref r = f.ref(const_cast<S&>(s));
+    const std::string broken = broken_rule(r, f.min, f.max, f.min_open, f.max_open, f.choices,
+                                           !f.also || f.also(s), f.rule);
+    if (broken.empty()) continue;
+    const std::string_view flag = f.flag;
+    throw_flag_error(flag.substr(0, flag.find(',')), to_json(r).dump(), broken);
+  }
 }
 
 }  // namespace iotnas::fields

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels/base/error.hpp"
+#include "kernels/base/parallel.hpp"
 #include "kernels/shapes.hpp"
 
 namespace iotnas::kernels::portable::detail {
@@ -27,15 +28,18 @@ void gemm_acc(int m, int n, int k, const float* a, int lda, bool a_trans, const 
 // Runs body(i) for i in [0, count) over the OpenMP threads; serially when `parallel` is false
 // (tiny work, where forking threads costs more than it saves). Dynamically scheduled: on a shared
 // machine a thread that is preempted for a while does not hold the others up. (Which thread runs
-// an item never changes the result: items are fixed by the shape.)
+// an item never changes the result: items are fixed by the shape.) The first exception a body
+// throws is rethrown here, after the region.
 template <typename F>
 void parallel_for(int64_t count, bool parallel, F&& body) {
   if (!parallel || count <= 1 || omp_get_max_threads() == 1) {
     for (int64_t i = 0; i < count; ++i) body(i);  // no team of one: it costs ~1 us per call
     return;
   }
+  FirstException error;  // an exception must not leave the region (std::terminate)
 #pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t i = 0; i < count; ++i) body(i);
+  for (int64_t i = 0; i < count; ++i) error.run([&] { body(i); });
+  error.rethrow();
 }
 
 // max(x, 0) with NaN kept. Not std::max(x, 0.f): inside `omp simd` loops g++ 12 puts the

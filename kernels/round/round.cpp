@@ -118,6 +118,8 @@ void round_array_parallel(const float* src, float* dst, int64_t n, const RoundPa
     return;
   }
   const RoundKernel fn = n >= stream_min ? round_variant().stream_fn : round_variant().fn;
+  // fn is a plain array kernel that allocates nothing and throws nothing: no exception can leave
+  // the region.
 #pragma omp parallel
   {
     // Contiguous slices whose boundaries fall on 64-byte multiples of the array.

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "apps/config.hpp"
 #include "kernels/base/error.hpp"
@@ -127,6 +128,73 @@ TEST(RunConfig, BadInputIsOneClearErrorNamingTheKey) {
   }
   EXPECT_NE(error_of("{}", "tiny").find("unknown budget"), std::string::npos);
   EXPECT_THROW(load_run_config("/nonexistent/run.json"), Error);
+}
+
+// Every size of a run config has the range of the flag that sets it elsewhere: past it the config
+// is refused up front (a search.n_val of 2e9 used to abort inside an OpenMP region on bad_alloc;
+// 1e12 images used to mean "all of them").
+TEST(RunConfig, EverySizeHasTheRangeOfItsFlag) {
+  struct Case {
+    const char* text;
+    const char* needle;
+  };
+  const Case cases[] = {
+      {R"({"search": {"n_val": 2000000000}})", "\"search.n_val\" must be in [1, 1000000]"},
+      {R"({"search": {"n_val": 1000001}})", "search.n_val"},
+      {R"({"search": {"n_val": 1000000, "clusters": 11}})", "n_val x clusters"},
+      {R"({"search": {"n_init": 100001}})", "\"search.n_init\" must be in [2, 100000]"},
+      {R"({"search": {"n_steps": 10000001}})", "search.n_steps"},
+      {R"({"search": {"n_eval": 100001}})", "search.n_eval"},
+      {R"({"search": {"n_rescore": 1}})", "search.n_rescore"},
+      {R"({"search": {"n_rescore": 100001}})", "search.n_rescore"},
+      {R"({"search": {"n_init": 3, "clusters": 2}})", "tournament"},
+      {R"({"calibration": {"repeats": 100001}})", "calibration.repeats"},
+      {R"({"calibration": {"rounds": 101}})", "calibration.rounds"},
+      {R"({"training": {"epochs": 10001}})", "training.epochs"},
+      {R"({"training": {"batch": 65537}})", "training.batch"},
+      {R"({"training": {"lr": 11}})", "training.lr"},
+      {R"({"training": {"weight_decay": 1}})", "training.weight_decay"},
+      {R"({"training": {"epochs": 2000, "warmup_epochs": 1001}})", "training.warmup_epochs"},
+      {R"({"training": {"train_images": 1e12}})",
+       "\"training.train_images\" must be in [0, 2147483647]"},
+      {R"({"eval": {"images": 1e12}})", "\"eval.images\" must be in [0, 2147483647]"},
+      {R"({"eval": {"batch": 65537}})", "eval.batch"},
+      {R"({"seeds": {"train": 18446744073709551616}})", "seeds.train"},
+  };
+  for (const Case& c : cases) {
+    const std::string e = error_of(c.text);
+    EXPECT_NE(e.find(c.needle), std::string::npos) << c.text << " -> '" << e << "'";
+    EXPECT_EQ(e.rfind("run.json: ", 0), 0u) << e;
+  }
+  // The largest values are accepted.
+  EXPECT_EQ(error_of(R"({"search": {"n_val": 1000000, "clusters": 10},
+                         "training": {"train_images": 2147483647}, "eval": {"images": 0}})"),
+            "");
+}
+
+// A reference model for another dataset is refused up front, naming the model, its class count
+// and the dataset's (it used to be accepted and reported as a diverged training).
+TEST(RunConfig, ReferenceModelsMustFitTheDataset) {
+  const auto dir = std::filesystem::temp_directory_path() / "iotnas_config_test_refs";
+  std::filesystem::create_directories(dir);
+  const std::string five = (dir / "five.json").string();
+  std::ofstream(five) << R"({"format": "iotnas-model/1", "name": "five", "input": [1, 28, 28],
+    "layers": [{"name": "gap", "op": "global_avg_pool"}, {"name": "fc", "op": "dense", "units": 5}]})";
+  const std::string big = (dir / "big.json").string();
+  std::ofstream(big) << R"({"format": "iotnas-model/1", "name": "big", "input": [3, 32, 32],
+    "layers": [{"name": "gap", "op": "global_avg_pool"}, {"name": "fc", "op": "dense", "units": 10}]})";
+  std::string e = error_of(R"({"candidates": {"references": [")" + five + R"("]}})");
+  for (const std::string& part : {std::string("candidates.references"), five,
+                                  std::string("5 classes"), std::string("'fashion-mnist' has 10")})
+    EXPECT_NE(e.find(part), std::string::npos) << e;
+  e = error_of(R"({"candidates": {"references": [")" + big + R"("]}})");
+  EXPECT_NE(e.find("takes input [3, 32, 32]"), std::string::npos) << e;
+  // ref: models are built for the dataset, and a fitting file is accepted.
+  EXPECT_EQ(error_of(R"({"dataset": "synthetic:classes=5",
+                         "candidates": {"references": ["ref:plain-1k", ")" +
+                     five + R"("]}})"),
+            "");
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
