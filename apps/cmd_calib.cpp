@@ -262,6 +262,11 @@ int run_predict(const PredictOpts& o) {
     fail("model '", o.model, "': ", e.what());
   }
   const calib::Prediction pr = calib::predict(m, f);
+  if (std::isnan(pr.latency_ms))
+    fail("profile '", o.profile, "': its ", calib::model_kind_name(m.kind),
+         " latency model gives no finite latency for model '", o.model,
+         "' (a damaged or extreme fit); fit it again with `iotnas calib fit --profile ", o.profile,
+         "`");
   for (const auto& w : pr.warnings)
     std::fprintf(stderr, "iotnas: warning: model '%s': %s\n", o.model.c_str(), w.c_str());
   if (o.json) {

@@ -246,9 +246,12 @@ void measure_here(Loop& r, Plan& plan) {
     return calib::predict_ms(model, calib::model_features(p.spec, p.space));
   };
   r.store.transaction([&] {
-    for (int i : plan.candidates)
-      r.store.put_latency({plan.models[i].model_id, r.device, "predicted",
-                           r.predict(plan.models[i]), 0, 0, 0, 0, r.predictor_name});
+    for (int i : plan.candidates) {
+      const double pred = r.predict(plan.models[i]);
+      if (!std::isnan(pred))  // NaN: no prediction
+        r.store.put_latency(
+            {plan.models[i].model_id, r.device, "predicted", pred, 0, 0, 0, 0, r.predictor_name});
+    }
   });
 }
 

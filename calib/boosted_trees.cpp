@@ -1,9 +1,11 @@
 #include "calib/boosted_trees.hpp"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <random>
 
+#include "engine/util/fields.hpp"
 #include "engine/util/rng.hpp"
 #include "kernels/base/error.hpp"
 
@@ -207,14 +209,16 @@ BoostedTrees BoostedTrees::from_json(const nlohmann::json& j, int features,
   BoostedTrees m;
   try {
     m.base_ = j.at("base").get<double>();
-    m.features_ = j.at("features").get<int>();
-    if (m.features_ != features)
-      bad("fitted on " + std::to_string(m.features_) + " features, this iotnas uses " +
+    if (!fields::integer_in(j.at("features"), features, features))
+      bad("fitted on " + j.at("features").dump() + " features, this iotnas uses " +
           std::to_string(features));
+    m.features_ = features;
+    if (!j.at("trees").is_array()) bad("trees is not an array");
     for (const auto& nodes : j.at("trees")) {
       Tree t;
+      if (!nodes.is_array() || nodes.empty() || nodes.size() > size_t(INT32_MAX))
+        bad("a tree is not a non-empty array of nodes");
       const int count = int(nodes.size());
-      if (count == 0) bad("an empty tree");
       for (int k = 0; k < count; ++k) {
         const auto& node = nodes.at(size_t(k));
         if (node.size() == 1) {
@@ -224,10 +228,14 @@ BoostedTrees BoostedTrees::from_json(const nlohmann::json& j, int features,
           t.right.push_back(-1);
           t.value.push_back(node[0].get<double>());
         } else if (node.size() == 4) {
-          const int f = node[0].get<int>(), l = node[2].get<int>(), r = node[3].get<int>();
           // Children come after their parent: no cycles, every walk ends at a leaf.
-          if (f < 0 || f >= features || l <= k || r <= k || l >= count || r >= count)
-            bad("a node's feature or children are out of range");
+          if (!fields::integer_in(node[0], 0, features - 1))
+            bad("a node's feature " + node[0].dump() + " is not below the " +
+                std::to_string(features) + " features");
+          if (!fields::integer_in(node[2], k + 1, count - 1) ||
+              !fields::integer_in(node[3], k + 1, count - 1))
+            bad("a node's children are out of range");
+          const int f = node[0].get<int>(), l = node[2].get<int>(), r = node[3].get<int>();
           t.feature.push_back(f);
           t.threshold.push_back(node[1].get<double>());
           t.left.push_back(l);

@@ -88,7 +88,8 @@ LatencyModel fit_latency_model(ModelKind kind, std::span<const ModelFeatures> x,
 }
 
 double predict_ms(const LatencyModel& m, const ModelFeatures& x) {
-  return kind_info(m.kind).predict_ms(m, x);
+  const double ms = kind_info(m.kind).predict_ms(m, x);
+  return std::isfinite(ms) ? ms : NAN;  // e.g. coefficients that overflow: no prediction
 }
 
 namespace {
@@ -191,7 +192,8 @@ CvResult cross_validate(ModelKind kind, std::span<const ModelFeatures> x, std::s
       if (int(i % size_t(folds)) != f) tx.push_back(x[order[i]]), ty.push_back(y[order[i]]);
     const LatencyModel m = fit_latency_model(kind, tx, ty);
     for (size_t i = 0; i < order.size(); ++i)
-      if (int(i % size_t(folds)) == f) r.predicted_ms[order[i]] = predict_ms(m, x[order[i]]);
+      if (int(i % size_t(folds)) == f)
+        r.predicted_ms[order[i]] = kind_info(kind).predict_ms(m, x[order[i]]);  // as fitted
   }
   r.scores = score(y, r.predicted_ms);
   return r;

@@ -117,11 +117,12 @@ struct LatencyModel {
 inline constexpr int kMinFitModels = 8;
 LatencyModel fit_latency_model(ModelKind kind, std::span<const ModelFeatures> x,
                                std::span<const double> latency_ms);
-// Predicted latency in ms (no range check).
+// Predicted latency in ms (no range check); NaN ("no prediction") where the model gives no finite
+// number (a damaged or extreme model).
 double predict_ms(const LatencyModel& m, const ModelFeatures& x);
 
 struct Prediction {
-  double latency_ms = 0;
+  double latency_ms = 0;              // NaN: no prediction (see predict_ms)
   std::vector<std::string> warnings;  // outside the calibrated range, unseen op types
 };
 Prediction predict(const LatencyModel& m, const ModelFeatures& x);

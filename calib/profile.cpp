@@ -5,10 +5,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <climits>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <optional>
 #include <sstream>
 
 #include "engine/graph.hpp"
@@ -99,50 +101,152 @@ json settings_json(const ProfileSettings& s) {
   return j;
 }
 
-// Reads a required field with a message naming the file, the place and the field.
-template <typename T>
-T get(const json& j, const char* key, const std::string& where) {
-  if (!j.is_object() || !j.contains(key))
-    fail(where, ": missing field '", key,
-         "' (is this a profile written by `iotnas calib measure`?)");
-  try {
-    return j.at(key).get<T>();
-  } catch (const json::exception&) {
-    fail(where, ": field '", key, "' has the wrong type (", j.at(key).type_name(), ")");
-  }
+// Profiles are read strictly: a wrong type or an out-of-range size is one error line naming the
+// file and the key ("profile 'p.json': \"models[3].vars\" must be ..."), never a JSON library
+// exception. Unknown keys are ignored (a profile also holds what is only written for people).
+
+// The value at a required key.
+const json& need(fields::Reader& r, const char* key) {
+  const json* v = r.sub(key);
+  if (!v)
+    fail(r.origin(), ": missing field '", key, "' in ", r.name(""),
+         " (is this a profile written by `iotnas calib measure`?)");
+  return *v;
 }
 
-Measurement parse_measurement(const json& j, const std::string& where, int num_devices) {
+template <typename T>
+T required(fields::Reader& r, const char* key) {
+  need(r, key);
+  T v{};
+  r.get(key, v);
+  return v;
+}
+
+template <typename T>
+T optional(fields::Reader& r, const char* key, T fallback) {
+  r.get(key, fallback);
+  return fallback;
+}
+
+[[noreturn]] void out_of_range(fields::Reader& r, const char* key, const json& v,
+                               const std::string& rule) {
+  fail(r.origin(), ": ", r.name(key), " is ", v.dump(), "; it must be ", rule);
+}
+
+// An integer at `key` (required unless `fallback` is given) in [min, max].
+int64_t whole(fields::Reader& r, const char* key, int64_t min, int64_t max,
+              std::optional<int64_t> fallback = std::nullopt) {
+  const int64_t v = fallback ? optional(r, key, *fallback) : required<int64_t>(r, key);
+  if (v < min || v > max)
+    out_of_range(r, key, v, "in [" + std::to_string(min) + ", " + std::to_string(max) + "]");
+  return v;
+}
+
+// Milliseconds (or a ratio of them) at `key`: finite and >= 0.
+double time_ms(fields::Reader& r, const char* key, std::optional<double> fallback = std::nullopt) {
+  const double v = fallback ? optional(r, key, *fallback) : required<double>(r, key);
+  if (!(v >= 0) || !std::isfinite(v)) out_of_range(r, key, v, "a finite number >= 0");
+  return v;
+}
+
+// An array of integers in [min, max] at a required key (absent: `fallback` when given).
+std::vector<int> integers(fields::Reader& r, const char* key, int min, int max,
+                          std::optional<std::vector<int>> fallback = std::nullopt) {
+  const json* v = fallback ? r.sub(key) : &need(r, key);
+  if (!v) return *fallback;
+  const auto fits = [&](const json& e) {
+    return e.is_number_integer() &&
+           !(e.is_number_unsigned() && e.get<uint64_t>() > uint64_t(max)) &&
+           e.get<int64_t>() >= min && e.get<int64_t>() <= max;
+  };
+  if (!v->is_array() || !std::all_of(v->begin(), v->end(), fits))
+    out_of_range(
+        r, key, *v,
+        "an array of integers in [" + std::to_string(min) + ", " + std::to_string(max) + "]");
+  return v->get<std::vector<int>>();
+}
+
+Measurement parse_measurement(const json& j, const std::string& origin, const std::string& where,
+                              int num_devices) {
+  fields::Reader r(j, where, origin);
   Measurement m;
-  m.round = get<int>(j, "round", where);
-  m.device = get<int>(j, "device", where);
-  m.mean_ms = get<double>(j, "mean_ms", where);
-  m.median_ms = get<double>(j, "median_ms", where);
-  m.min_ms = get<double>(j, "min_ms", where);
-  m.max_ms = get<double>(j, "max_ms", where);
-  m.spread = get<double>(j, "spread", where);
-  m.repeats = get<int>(j, "repeats", where);
-  m.attempts = j.value("attempts", 1);
-  m.noisy = get<bool>(j, "noisy", where);
-  m.time = j.value("time", std::string());
-  if (j.contains("probe_ms")) m.probe_ms = get<double>(j, "probe_ms", where);  // optional
-  if (!(m.probe_ms >= 0) || !std::isfinite(m.probe_ms))
-    fail(where, ": probe_ms ", m.probe_ms, " is not a time");
-  if (j.contains("layer_ms")) {  // optional: profiles of earlier versions have none
-    try {
-      m.layer_ms = j["layer_ms"].get<std::map<std::string, double>>();
-    } catch (const json::exception&) {
-      fail(where, ": field 'layer_ms' must map layer names to milliseconds");
-    }
-    for (const auto& [name, ms] : m.layer_ms)
+  m.round = int(whole(r, "round", 0, kMaxRounds));
+  m.device = int(whole(r, "device", 0, INT32_MAX));
+  if (m.device >= num_devices)
+    fail(origin, ": ", r.name("device"), ": device index ", m.device,
+         " is not one of the profile's ", num_devices, " devices");
+  m.mean_ms = time_ms(r, "mean_ms");
+  m.median_ms = time_ms(r, "median_ms");
+  m.min_ms = time_ms(r, "min_ms");
+  m.max_ms = time_ms(r, "max_ms");
+  m.spread = time_ms(r, "spread");
+  m.repeats = int(whole(r, "repeats", 1, kMaxRepeats));
+  m.attempts = int(whole(r, "attempts", 1, kMaxAttempts, 1));
+  m.noisy = required<bool>(r, "noisy");
+  m.time = optional(r, "time", std::string());
+  m.probe_ms = time_ms(r, "probe_ms", 0.0);  // optional
+  if (const json* l = r.sub("layer_ms")) {   // optional: profiles of earlier versions have none
+    if (!l->is_object())
+      fail(origin, ": ", r.name("layer_ms"), " must map layer names to milliseconds");
+    for (auto it = l->begin(); it != l->end(); ++it) {
+      const double ms = it->is_number() ? it->get<double>() : -1;
       if (!(ms >= 0) || !std::isfinite(ms))
-        fail(where, ": layer_ms of '", name, "' is ", ms, ", not a time");
+        fail(origin, ": layer_ms of '", it.key(), "' is ", it->dump(), ", not a time");
+      m.layer_ms[it.key()] = ms;
+    }
   }
-  if (m.device < 0 || m.device >= num_devices)
-    fail(where, ": device index ", m.device, " is not one of the profile's ", num_devices,
-         " devices");
-  if (!(m.median_ms > 0) || !std::isfinite(m.median_ms) || !(m.min_ms > 0))
-    fail(where, ": median_ms ", m.median_ms, " is not a positive latency");
+  if (!(m.median_ms > 0) || !(m.min_ms > 0))
+    fail(origin, ": ", r.name("median_ms"), " ", m.median_ms, " is not a positive latency");
+  return m;
+}
+
+// A device description (describe_device): an object whose keys that are read have their types.
+void check_device(const json& d, const std::string& origin, const std::string& where) {
+  fields::Reader r(d, where, origin);
+  for (const char* key : {"cpu", "backend", "backend_version", "machine"})
+    (void)optional(r, key, std::string());
+  (void)optional(r, "threads", 0);
+  (void)optional(r, "logical_cpus", 0);
+}
+
+void parse_settings(const json& s, const std::string& origin, ProfileSettings& out) {
+  fields::Reader r(s, "settings", origin);
+  const std::vector<int> input = integers(r, "input", 1, 4096);
+  if (input.size() != 3) out_of_range(r, "input", input, "[C, H, W] with sizes in [1, 4096]");
+  out.input = {input[0], input[1], input[2]};
+  out.classes = int(whole(r, "classes", 2, 100000));
+  out.backend = required<std::string>(r, "backend");
+  // The measuring settings, by their field table. Profiles from before warmup_ms and max_attempts
+  // existed lack them: they were measured with no warm-up time and one attempt.
+  MeasureConfig& m = out.measure;
+  m.warmup_ms = 0;
+  m.max_attempts = 1;
+  for (const auto& f : measure_fields()) {
+    const std::string key = f.key;
+    if (key != "warmup_ms" && key != "max_attempts") need(r, f.key);
+    r.get(f.key, f.ref(m));
+  }
+  fields::validate(measure_fields(), m, origin, "settings");
+}
+
+ProfileModel parse_model(const json& jm, const std::string& origin, const std::string& where,
+                         int num_devices) {
+  fields::Reader r(jm, where, origin);
+  ProfileModel m;
+  m.id = required<std::string>(r, "id");
+  const std::string mw = origin + " model '" + m.id + "'";
+  m.space = optional(r, "space", std::string());
+  m.vars = integers(r, "vars", INT32_MIN, INT32_MAX, std::vector<int>());
+  m.params = whole(r, "params", 0, INT64_MAX);
+  m.inference_params = whole(r, "inference_params", 0, INT64_MAX, m.params);
+  m.flops = whole(r, "flops", 0, INT64_MAX);
+  m.spec = parse_spec(need(r, "spec").dump(), mw + " spec");
+  if (const json* x = r.sub("measurements")) {
+    if (!x->is_array()) fail(origin, ": ", r.name("measurements"), " must be an array");
+    for (size_t k = 0; k < x->size(); ++k)
+      m.measurements.push_back(parse_measurement(
+          (*x)[k], origin, where + ".measurements[" + std::to_string(k) + "]", num_devices));
+  }
   return m;
 }
 
@@ -184,59 +288,34 @@ Profile parse_profile(std::string_view text, const std::string& origin) {
       text, "profile '" + origin + "'",
       "was it cut short? Measure again with `iotnas calib measure`");
   if (!j.is_object()) fail("profile '", origin, "' is not a JSON object");
-  const std::string format = j.value("format", std::string());
+  const std::string where = "profile '" + origin + "'";
+  fields::Reader r(j, "", where);
+  const std::string format = optional(r, "format", std::string());
   if (format != kProfileFormat)
     fail("profile '", origin, "' has format '", format.empty() ? "(none)" : format,
          "'; this iotnas reads '", kProfileFormat,
          "': measure the profile again with this version (`iotnas calib measure`)");
   Profile p;
-  p.created = j.value("created", std::string());
-  p.updated = j.value("updated", std::string());
-  const std::string where = "profile '" + origin + "'";
-  const json& s = j.contains("settings") ? j["settings"] : json();
-  if (!s.is_object()) fail(where, ": missing object 'settings'");
-  const auto input = get<std::vector<int>>(s, "input", where + " settings");
-  if (input.size() != 3 || input[0] < 1 || input[1] < 1 || input[2] < 1)
-    fail(where, ": settings.input must be [C, H, W] with positive sizes");
-  p.settings.input = {input[0], input[1], input[2]};
-  p.settings.classes = get<int>(s, "classes", where + " settings");
-  p.settings.backend = get<std::string>(s, "backend", where + " settings");
-  // The measuring settings, by their field table. Profiles from before warmup_ms and max_attempts
-  // existed lack them: they were measured with no warm-up time and one attempt.
-  MeasureConfig& m = p.settings.measure;
-  m.warmup_ms = 0;
-  m.max_attempts = 1;
-  fields::Reader settings(s, "settings", where);
-  for (const auto& f : measure_fields()) {
-    const std::string key = f.key;
-    if (!s.contains(key) && key != "warmup_ms" && key != "max_attempts")
-      fail(where, " settings: missing field '", key,
-           "' (is this a profile written by `iotnas calib measure`?)");
-    settings.get(f.key, f.ref(m));
+  p.created = optional(r, "created", std::string());
+  p.updated = optional(r, "updated", std::string());
+  const json* s = r.sub("settings");
+  if (!s || !s->is_object()) fail(where, ": missing object 'settings'");
+  parse_settings(*s, where, p.settings);
+  const json* devices = r.sub("devices");
+  if (!devices || !devices->is_array()) fail(where, ": missing array 'devices'");
+  for (size_t i = 0; i < devices->size(); ++i) {
+    check_device((*devices)[i], where, "devices[" + std::to_string(i) + "]");
+    p.devices.push_back((*devices)[i]);
   }
-  if (!j.contains("devices") || !j["devices"].is_array()) fail(where, ": missing array 'devices'");
-  for (const auto& d : j["devices"]) p.devices.push_back(d);
-  if (!j.contains("models") || !j["models"].is_array()) fail(where, ": missing array 'models'");
-  for (const auto& jm : j["models"]) {
-    ProfileModel m;
-    m.id = get<std::string>(jm, "id", where + " model");
-    const std::string mw = where + " model '" + m.id + "'";
-    if (p.find(m.id) >= 0) fail(mw, " appears twice");
-    m.space = jm.value("space", std::string());
-    m.vars = jm.value("vars", std::vector<int>());
-    m.params = get<int64_t>(jm, "params", mw);
-    m.inference_params = jm.value("inference_params", m.params);
-    m.flops = get<int64_t>(jm, "flops", mw);
-    if (!jm.contains("spec")) fail(mw, ": missing field 'spec'");
-    m.spec = parse_spec(jm["spec"].dump(), mw + " spec");
-    if (jm.contains("measurements")) {
-      if (!jm["measurements"].is_array()) fail(mw, ": 'measurements' is not an array");
-      for (const auto& x : jm["measurements"])
-        m.measurements.push_back(parse_measurement(x, mw, int(p.devices.size())));
-    }
+  const json* models = r.sub("models");
+  if (!models || !models->is_array()) fail(where, ": missing array 'models'");
+  for (size_t i = 0; i < models->size(); ++i) {
+    ProfileModel m = parse_model((*models)[i], where, "models[" + std::to_string(i) + "]",
+                                 int(p.devices.size()));
+    if (p.find(m.id) >= 0) fail(where, " model '", m.id, "' appears twice");
     p.models.push_back(std::move(m));
   }
-  if (j.contains("fit")) p.fit = j["fit"];
+  if (const json* fit = r.sub("fit")) p.fit = *fit;
   p.smooth_probes();
   return p;
 }
@@ -273,7 +352,8 @@ bool measure_profile(Profile& p, std::span<const Candidate> plan, const MeasureC
                      const std::function<void(const MeasureProgress&)>& progress,
                      const std::function<void()>& save) {
   check_measure_config(cfg);
-  if (run.rounds < 1 || run.rounds > 100) fail("rounds ", run.rounds, " is out of range [1, 100]");
+  if (run.rounds < 1 || run.rounds > kMaxRounds)
+    fail("rounds ", run.rounds, " is out of range [1, ", kMaxRounds, "]");
   // The device setup: the same as one already in the profile, or new (only while the profile
   // holds no measurement from another setup: one profile, one device).
   const json device = describe_device(cfg.backend, cfg.threads);

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "engine/util/fields.hpp"
 #include "engine/util/files.hpp"
 #include "engine/util/json.hpp"
 #include "kernels/base/error.hpp"
@@ -129,9 +130,10 @@ double optional_number(const std::string& origin, const std::string& where, cons
 
 int integer_value(const std::string& origin, const std::string& where, const json& j) {
   if (!j.is_number_integer()) file_error(origin, where, "must be an integer");
-  const int64_t v = j.get<int64_t>();
-  if (v < -(int64_t(1) << 30) || v > (int64_t(1) << 30)) file_error(origin, where, "out of range");
-  return int(v);
+  // Not get<int64_t> alone: 2^64 - 1 would wrap to -1.
+  if (!fields::integer_in(j, -(int64_t(1) << 30), int64_t(1) << 30))
+    file_error(origin, where, "out of range");
+  return int(j.get<int64_t>());
 }
 
 }  // namespace

@@ -2,9 +2,11 @@
 // units of the same op and kind nearest in log-shape (k nearest neighbours).
 #include <algorithm>
 #include <array>
+#include <climits>
 #include <cmath>
 
 #include "calib/latency/kinds.hpp"
+#include "engine/util/fields.hpp"
 #include "kernels/base/error.hpp"
 
 namespace iotnas::calib {
@@ -136,6 +138,8 @@ void layer_knn_from_json(const nlohmann::json& j, const std::string& origin, Lat
   for (const auto& row : j.at("layers")) {
     if (!row.is_array() || row.size() != 11)
       fail(origin, ": a layer_knn layer row needs 11 numbers; fit it again");
+    if (!fields::integer_in(row[0], 0, kNumOps - 1) || !fields::integer_in(row[1], 0, INT32_MAX))
+      fail(origin, ": a layer_knn layer row has a bad op or kind; fit it again");
     LayerUnit u;
     u.op = row[0].get<int>();
     u.kind = row[1].get<int>();
@@ -143,8 +147,7 @@ void layer_knn_from_json(const nlohmann::json& j, const std::string& origin, Lat
     u.log_work = row[8].get<double>();
     u.footprint = row[9].get<double>();
     u.ms = row[10].get<double>();
-    if (u.op < 0 || u.op >= kNumOps || !(u.ms >= 0))
-      fail(origin, ": a layer_knn layer row is out of range; fit it again");
+    if (!(u.ms >= 0)) fail(origin, ": a layer_knn layer row is out of range; fit it again");
     m.table.push_back(u);
   }
   for (const auto& s : j.at("slopes")) m.slope[s.at(0).get<int64_t>()] = s.at(1).get<double>();

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "calib/profile.hpp"
 #include "engine/graph.hpp"
 #include "engine/reference_models.hpp"
 #include "test_util.hpp"
@@ -191,6 +192,36 @@ TEST(Cli, BadTrainingValues) {
   expect_error(iotnas(base + " --backend gpu9"), 1, {"gpu9"});
   expect_error(iotnas(base + " --threads -1"), 1, {"--threads"});
   expect_error(iotnas("eval --model x.ckpt --data synthetic --batch 0"), 1, {"--batch"});
+}
+
+// A profile with a key of the wrong type is an input error (exit 1 naming the file and the key),
+// not an internal one (exit 70); a latency model that gives no finite latency is an error, never
+// "inf ms" with exit status 0.
+TEST(Cli, CalibPredictOnBadProfiles) {
+  TempDir dir;
+  calib::Profile p;
+  p.settings = calib::settings_for(calib::MeasureConfig{}, {1, 28, 28}, 10);
+  p.devices.push_back(calib::describe_device(BackendKind::portable, 1));
+  const nlohmann::json range = {{"params", {1e3, 1e6}}, {"flops", {1e4, 1e8}}};
+  p.fit = {
+      {"model",
+       {{"kind", "loglog_global"}, {"models", 10}, {"range", range}, {"global", {0, 400, 0}}}}};
+  const nlohmann::json good = calib::profile_to_json(p);
+  const std::string path = dir / "p.json";
+  const std::string predict = "calib predict --profile '" + path + "' --model ref:plain-1k";
+  write_file(path, good.dump());
+  expect_error(iotnas(predict), 1, {"p.json", "no finite latency"});
+  nlohmann::json j = good;
+  j["fit"]["model"]["global"] = {0, 1, 0};
+  write_file(path, j.dump());
+  EXPECT_EQ(iotnas(predict).status, 0);
+  for (const char* pointer : {"/format", "/settings/warmup_ms", "/settings/input", "/devices/0"}) {
+    j = good;
+    j[nlohmann::json::json_pointer(pointer)] = pointer[1] == 'f' ? nlohmann::json(5) : "x";
+    write_file(path, j.dump());
+    const std::string key = std::string(pointer).substr(std::string(pointer).rfind('/') + 1);
+    expect_error(iotnas(predict), 1, {"p.json", key.c_str()});
+  }
 }
 
 TEST(Cli, QuantRoundRejectsBadFormats) {

@@ -857,8 +857,12 @@ TEST(RunLoop, DivergingTrainingIsRecordedAndSkipped) {
   const fs::path config = dir.path / "run.json";
   {
     std::ofstream f(config);
+    // Within the ranges a config accepts (an lr of 1e30 is refused up front), but the weight
+    // decay and momentum blow the weights up within a few steps.
     std::string text = kTinyRun;
-    text.replace(text.find("\"epochs\": 3"), 11, "\"epochs\": 1, \"lr\": 1e30");
+    text.replace(text.find("\"epochs\": 3"), 11,
+                 "\"epochs\": 3, \"lr\": 10, \"weight_decay\": 0.99, \"momentum\": 0.99, "
+                 "\"nesterov\": false, \"schedule\": \"constant\"");
     f << text;
   }
   const std::string cmd =
@@ -895,6 +899,18 @@ TEST(RunLoop, BadConfigIsAClearErrorAndWritesNothing) {
   EXPECT_EQ(c.status, 1);
   EXPECT_NE(c.err.find("cannot read run config"), std::string::npos) << c.err;
   EXPECT_FALSE(fs::exists(dir.path / "out"));
+  // Sizes past their flag's range: n_val 2e9 aborted (bad_alloc inside an OpenMP region), 1e12
+  // images meant "all", an lr of 1e30 failed every training later.
+  for (const char* bad :
+       {R"({"search": {"n_val": 2000000000}})", R"({"training": {"train_images": 1e12}})",
+        R"({"eval": {"images": 1e12}})", R"({"training": {"lr": 1e30}})"}) {
+    std::ofstream(config) << bad;
+    c = iotnas("run --config '" + config.string() + "' --out '" + (dir.path / "out").string() + "'",
+               dir.path);
+    EXPECT_EQ(c.status, 1) << bad << ": " << c.err;
+    EXPECT_NE(c.err.find("bad.json"), std::string::npos) << c.err;
+    EXPECT_FALSE(fs::exists(dir.path / "out"));
+  }
   // A run directory of another store version is refused and left as it was.
   {
     Store s = Store::open((dir.path / "old").string());

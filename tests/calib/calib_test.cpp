@@ -6,6 +6,7 @@
 #include <cmath>
 #include <random>
 
+#include "calib/boosted_trees.hpp"
 #include "calib/fit.hpp"
 #include "calib/latency_model.hpp"
 #include "calib/measure.hpp"
@@ -505,6 +506,124 @@ TEST(CalibProfile, BadInput) {
   expect_error([&] { fit_profile(p); }, p.models[1].id);
   // Unfitted profile.
   expect_error([] { fitted_model(synthetic_profile(3), "p.json"); }, "calib fit");
+}
+
+// Every key the profile reader reads: a wrong JSON type or an out-of-range size is an
+// iotnas::Error naming the file and the key (these were nlohmann type errors: exit status 70, or
+// were silently truncated: a device index of 2^32 read as 0).
+TEST(CalibProfile, EveryKeyIsReadStrictly) {
+  using nlohmann::json;
+  const json good = profile_to_json(synthetic_profile(12));
+  ASSERT_NO_THROW(parse_profile(good.dump(), "p.json"));
+  const double huge = 1099511627776.0;  // 2^40
+  struct Case {
+    const char* pointer;  // JSON pointer of the key to change
+    json value;
+    const char* needle;
+  };
+  const std::vector<Case> cases = {
+      {"/format", 5, "\"format\" must be a string"},
+      {"/created", 5, "\"created\""},
+      {"/updated", json::array(), "\"updated\""},
+      {"/settings/input", "x", "settings.input"},
+      {"/settings/input", json::array({1, huge, 28}), "settings.input"},
+      {"/settings/input", json::array({1, 28}), "settings.input"},
+      {"/settings/classes", huge, "settings.classes"},
+      {"/settings/classes", "ten", "settings.classes"},
+      {"/settings/backend", 1, "settings.backend"},
+      {"/settings/warmup_ms", "x", "settings.warmup_ms"},
+      {"/settings/threads", 0, "settings.threads"},
+      {"/settings/threads", huge, "settings.threads"},
+      {"/settings/repeats", 1e9, "settings.repeats"},
+      {"/settings/seed", -1, "settings.seed"},
+      {"/devices", json::object(), "devices"},
+      {"/devices/0", 5, "devices[0]"},
+      {"/devices/0/cpu", 5, "devices[0].cpu"},
+      {"/devices/0/threads", "one", "devices[0].threads"},
+      {"/models", 5, "models"},
+      {"/models/0", 5, "models[0]"},
+      {"/models/0/id", 5, "models[0].id"},
+      {"/models/0/space", 5, "models[0].space"},
+      {"/models/0/vars", "x", "models[0].vars"},
+      {"/models/0/vars", json::array({1, huge}), "models[0].vars"},
+      {"/models/0/params", -1, "models[0].params"},
+      {"/models/0/params", "many", "models[0].params"},
+      {"/models/0/inference_params", 1.5, "models[0].inference_params"},
+      {"/models/0/flops", json::array(), "models[0].flops"},
+      {"/models/0/measurements", 5, "models[0].measurements"},
+      {"/models/0/measurements/0", 5, "models[0].measurements[0]"},
+      {"/models/0/measurements/0/round", huge, "models[0].measurements[0].round"},
+      {"/models/0/measurements/0/device", 4294967296.0, "device"},
+      {"/models/0/measurements/0/device", 3, "device index 3"},
+      {"/models/0/measurements/0/mean_ms", "x", "models[0].measurements[0].mean_ms"},
+      {"/models/0/measurements/0/max_ms", -1, "models[0].measurements[0].max_ms"},
+      {"/models/0/measurements/0/spread", "x", "models[0].measurements[0].spread"},
+      {"/models/0/measurements/0/repeats", 0, "models[0].measurements[0].repeats"},
+      {"/models/0/measurements/0/attempts", "x", "models[0].measurements[0].attempts"},
+      {"/models/0/measurements/0/noisy", 1, "models[0].measurements[0].noisy"},
+      {"/models/0/measurements/0/time", 5, "models[0].measurements[0].time"},
+  };
+  for (const Case& c : cases) {
+    json j = good;
+    j[json::json_pointer(c.pointer)] = c.value;
+    try {
+      parse_profile(j.dump(), "p.json");
+      ADD_FAILURE() << c.pointer << " = " << c.value.dump() << ": no error";
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("p.json"), std::string::npos) << what;
+      EXPECT_NE(what.find(c.needle), std::string::npos) << c.pointer << ": " << what;
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << c.pointer << " = " << c.value.dump() << ": not an input error: " << e.what();
+    }
+  }
+  // Optional keys may be absent; keys the reader does not use are not checked.
+  json j = good;
+  j["models"][0].erase("space");
+  j["models"][0].erase("vars");
+  j["models"][0]["measurements"][0].erase("attempts");
+  j["devices"][0]["isa"] = 5;
+  EXPECT_NO_THROW(parse_profile(j.dump(), "p.json"));
+}
+
+// A saved latency model is read as strictly: indices are not truncated (a tree feature of 2^40
+// was read as feature 0), and a model that gives no finite latency predicts none (NaN), never
+// "inf ms".
+TEST(CalibProfile, SavedLatencyModelsAreCheckedAndNeverPredictInfinity) {
+  using nlohmann::json;
+  const json node = json::array({1099511627776LL, 0.5, 1, 2});  // feature 2^40
+  const json trees = {
+      {"base", 0.0}, {"features", 3}, {"trees", json::array({json::array({node, {0.1}, {0.2}})})}};
+  expect_error([&] { BoostedTrees::from_json(trees, 3, "p.json"); }, "feature 1099511627776");
+  json ok = trees;
+  ok["trees"][0][0][0] = 2;
+  EXPECT_NO_THROW(BoostedTrees::from_json(ok, 3, "p.json"));
+  ok["features"] = 4294967299LL;  // 2^32 + 3
+  expect_error([&] { BoostedTrees::from_json(ok, 3, "p.json"); }, "features");
+  ok["features"] = 3;
+  ok["trees"][0][0][2] = 4294967297LL;  // a child of 2^32 + 1
+  expect_error([&] { BoostedTrees::from_json(ok, 3, "p.json"); }, "children");
+
+  json knn = {
+      {"kind", "layer_knn"},
+      {"models", 10},
+      {"range", {{"params", {1, 2}}, {"flops", {1, 2}}}},
+      {"layers", json::array({json::array({4294967296LL, 0, 1, 1, 1, 1, 1, 1, 1, 1, 0.1})})},
+      {"slopes", json::array()},
+      {"a_ms", 0.0},
+      {"b", 1.0}};
+  expect_error([&] { latency_model_from_json(knn, "p.json"); }, "op or kind");
+
+  json loglog = {{"kind", "loglog_global"},
+                 {"models", 10},
+                 {"range", {{"params", {1, 2}}, {"flops", {1, 2}}}},
+                 {"global", {0.0, 400.0, 0.0}}};  // 10^(400 log10 FLOPs): overflows
+  const LatencyModel m = latency_model_from_json(loglog, "p.json");
+  const ModelFeatures f = model_features(synthetic_profile(1).models[0].spec);
+  EXPECT_TRUE(std::isnan(predict_ms(m, f)));
+  EXPECT_TRUE(std::isnan(predict(m, f).latency_ms));
+  loglog["global"] = {0.0, 1.0, 0.0};
+  EXPECT_TRUE(std::isfinite(predict_ms(latency_model_from_json(loglog, "p.json"), f)));
 }
 
 TEST(CalibProfile, MeasureResumesAndKeepsMeasurements) {

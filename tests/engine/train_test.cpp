@@ -138,3 +138,23 @@ TEST(Train, SameSeedSameWeights) {
 
 }  // namespace
 }  // namespace iotnas
+
+namespace iotnas {
+namespace {
+
+// `iotnas train --batch 1` evaluated at batch 256 and could fail there ("oneDNN cannot run model
+// ... at batch 256", "out of memory; try a smaller --batch") for a model that trains fine: the
+// evaluation batch never exceeds the training batch.
+TEST(Train, EvaluationBatchIsAtMostTheTrainingBatch) {
+  TrainRecipe r;
+  for (int batch : {1, 32, 256, 4096}) {
+    r.batch = batch;
+    TrainConfig c;
+    apply_recipe(r, c);
+    EXPECT_EQ(c.batch, batch);
+    EXPECT_EQ(c.eval_batch, std::min(batch, 256)) << batch;
+  }
+}
+
+}  // namespace
+}  // namespace iotnas

@@ -227,6 +227,16 @@ TEST(LawsFile, DamagedFilesAreClearErrors) {
                "format");
   expect_error(R"({"space": "plain", "laws": [{"cost": "low", "ranges": {}}]})",
                "'cost' must be a number");
+  // Sizes are not truncated: 2^64 - 1 used to wrap to -1, 2^40 channels to a valid count.
+  expect_error(R"({"space": "plain", "classes": 18446744073709551615, "laws": [{"ranges": {}}]})",
+               "classes: out of range");
+  expect_error(
+      R"({"space": "plain", "input_shape": [1, 28, 18446744073709551615], "laws": [{"ranges": {}}]})",
+      "input_shape: out of range");
+  expect_error(
+      R"({"space": "plain", "laws": [{"ranges": {"conv1_channels": [1, 1099511627780]}}]})",
+      "out of range");
+  expect_error(R"({"space": "plain", "classes": 100001, "laws": [{"ranges": {}}]})", "classes");
   EXPECT_THROW(load_laws_file("/nonexistent/laws.json"), Error);
 }
 

@@ -76,5 +76,21 @@ TEST_F(ParallelErrors, ValidityCheckCountsModelErrors) {
   EXPECT_NE(v.first_error.find("fails on purpose"), std::string::npos) << v.first_error;
 }
 
+// The sizes that used to run a window out of memory are refused before any work: n_val has
+// `iotnas search --n-val`'s range, and a window draws at most kMaxWindowSamples models.
+TEST(Windows, SampleCountsAreBoundedBeforeTheSearch) {
+  SearchConfig c;
+  c.n_val = kMaxNVal + 1;
+  EXPECT_THROW(search_space(find_space("plain"), c), Error);
+  c.n_val = kMaxNVal;
+  c.ga.clusters = 11;
+  try {
+    search_space(find_space("plain"), c);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("n_val x clusters"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace iotnas::search
