@@ -56,7 +56,8 @@ class Executable {
   virtual void backward(int node) = 0;
   // Inference executables may keep parameters repacked: called after buffers.params changed.
   virtual void params_changed() {}
-  // The kernel behind each step, in the order built ("ref:" marks slow reference kernels).
+  // The kernel behind each step, "<layer>: <kernel>" in the order built ("ref" marks slow
+  // reference kernels).
   virtual std::vector<std::string> implementations() const { return {}; }
 };
 

@@ -141,7 +141,7 @@ class Net {
   std::vector<NodeRt> rt_;
   std::vector<Step> weight_steps_;  // canonical params -> primitive layouts
   bool weights_ready_ = false;
-  std::vector<std::string> impls_;  // implementation of each primitive, in the order built
+  std::vector<std::string> impls_;  // "<layer>: <implementation>" per primitive, in build order
   int building_ = 0;                // node whose steps are being made
   void building(int i) { building_ = i; }
 };

@@ -120,7 +120,7 @@ Step Net::exec(primitive p, Args args) {
   if (dnnl_primitive_desc_query(p.get_primitive_desc(), dnnl_query_impl_info_str, 0, &impl) ==
           dnnl_success &&
       impl)
-    impls_.push_back(impl);
+    impls_.push_back(where + ": " + impl);
   return [this, p, args, where]() {
     try {
       p.execute(strm_, args);

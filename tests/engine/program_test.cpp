@@ -128,7 +128,13 @@ TEST(Program, DnnlInceptionBlockAtBatchOneHasNoReferenceKernels) {
     if (b != BackendKind::dnnl) continue;
     const auto impls = p->implementations();
     EXPECT_GT(impls.size(), 10u);
-    for (const auto& impl : impls) EXPECT_EQ(impl.find("ref"), std::string::npos) << impl;
+    for (const auto& impl : impls) {
+      // Where convolutions pick 8-channel blocks (AVX2 machines), oneDNN concatenates them into
+      // a plain map through "ref:any": its wrapper around one jit reorder per input, not a
+      // reference kernel. The pooling after it must still be a jit kernel.
+      if (impl.rfind("cat", 0) == 0 && impl.ends_with(": ref:any")) continue;
+      EXPECT_EQ(impl.find("ref"), std::string::npos) << impl;
+    }
   }
   EXPECT_TRUE(
       test::all_close(logits[BackendKind::dnnl], logits[BackendKind::portable], 1e-4, 1e-5));
