@@ -11,6 +11,10 @@ function(iotnas_target target)
                                -fno-sanitize-recover=undefined>)
     target_link_options(${target} PRIVATE -fsanitize=address,undefined)
   endif()
+  if(IOTNAS_FUZZ)
+    # Coverage feedback for libFuzzer in every library; only the fuzzers link libFuzzer itself.
+    target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-fsanitize=fuzzer-no-link>)
+  endif()
 endfunction()
 
 # Per-file ISA flags from the file's name: *_avx2.cpp, *_avx512.cpp, *_neon.cpp.
