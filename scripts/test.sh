@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs the whole test suite:
 #   1. release build (oneDNN), all tests;
-#   2. debug build with AddressSanitizer + UBSan, all tests;
-#   3. portable build (no oneDNN), all tests;
+#   2. debug build with clang-14, AddressSanitizer + UBSan, all tests; then every libFuzzer target
+#      (tests/fuzz/) for $IOTNAS_FUZZ_SECONDS (60) seconds, two at a time;
+#   3. portable build (no oneDNN), the tests labelled `portable` (the rest ran in stage 1);
 #   4. arm64 cross build (the Raspberry Pi stand-in), the `portable` subset under qemu, 1 thread;
 #   5. CUDA kernels compiled (when nvcc is installed) with the kernel tests; GPU tests skip
 #      without a GPU (the rest of the CUDA preset equals the release build).
@@ -45,17 +46,25 @@ if want release; then
   ctest --preset release -j"$jobs" --timeout 900
 fi
 if want sanitize; then
-  stage "ASan + UBSan build + tests"
+  stage "ASan + UBSan build (clang-14) + tests"
   cmake --preset debug >/dev/null
   cmake --build --preset debug -j"$jobs"
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --preset debug -j"$jobs" --timeout 1800
+  stage "fuzzers (libFuzzer, ASan + UBSan): each target ${IOTNAS_FUZZ_SECONDS:-60} s, two at a time"
+  scripts/fuzz.sh --list |
+    xargs -P 2 -I{} scripts/fuzz.sh {} "${IOTNAS_FUZZ_SECONDS:-60}" --no-build
 fi
 if want portable; then
-  stage "portable build (no oneDNN) + tests"
+  # The other tests ran in the release stage on the same code (they pick the portable backend
+  # themselves); what this build adds is the code without oneDNN and without -march=native: the
+  # `portable` subset (as arm64 runs it) and the golden latency predictions, whose trees are
+  # sensitive to floating-point contraction.
+  stage "portable build (no oneDNN) + portable tests"
   cmake --preset portable >/dev/null
   cmake --build --preset portable -j"$jobs"
-  ctest --preset portable -j"$jobs" --timeout 900
+  ctest --preset portable -j"$jobs" --timeout 900 -L portable
+  ctest --preset portable -j"$jobs" --timeout 900 -R CalibLatencyGolden
 fi
 if want arm64; then
   stage "arm64 cross build + portable subset under qemu"

@@ -32,17 +32,18 @@ void finding(const char* what) {
   std::abort();
 }
 
-void run_one(const Target& target, std::span<const uint8_t> data) {
+std::string run_one(const Target& target, std::span<const uint8_t> data) {
   try {
     target.entry(data);
-  } catch (const Error&) {
-    // Bad input refused with a message: the expected answer.
+  } catch (const Error& e) {
+    return e.what();  // bad input refused with a message: the expected answer
   } catch (const std::exception& e) {
     std::fprintf(stderr, "fuzz finding in target '%s': uncaught %s: %s\n", target.name,
                  typeid(e).name(), e.what());
     std::fflush(stderr);
     std::abort();
   }
+  return "";
 }
 
 }  // namespace iotnas::fuzz

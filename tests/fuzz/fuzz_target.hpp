@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -24,9 +25,10 @@ std::vector<Target>& targets();
 int register_target(const char* name, Entry entry);
 const Target* find_target(std::string_view name);
 
-// Runs one input: returns when the target accepts it or refuses it with iotnas::Error; prints
-// any other exception's type and message, then aborts (the finding libFuzzer records).
-void run_one(const Target& target, std::span<const uint8_t> data);
+// Runs one input: returns "" when the target accepts it, the message when it refuses it with
+// iotnas::Error; prints any other exception's type and message, then aborts (the finding
+// libFuzzer records).
+std::string run_one(const Target& target, std::span<const uint8_t> data);
 
 // The input as text.
 inline std::string_view as_text(std::span<const uint8_t> data) {

@@ -48,9 +48,10 @@ int main(int argc, char** argv) {
     std::ifstream in(f, std::ios::binary);
     const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),
                                      std::istreambuf_iterator<char>());
-    std::printf("%s %s (%zu bytes)\n", target->name, f.c_str(), bytes.size());
+    std::printf("%s %s (%zu bytes): ", target->name, f.c_str(), bytes.size());
     std::fflush(stdout);
-    iotnas::fuzz::run_one(*target, bytes);
+    const std::string refusal = iotnas::fuzz::run_one(*target, bytes);
+    std::printf("%s%.300s\n", refusal.empty() ? "accepted" : "refused: ", refusal.c_str());
   }
   std::printf("%s: %zu inputs, no finding\n", target->name, files.size());
   return 0;
