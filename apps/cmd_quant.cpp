@@ -81,7 +81,8 @@ void add_quant_command(CLI::App& app, Action& action) {
       "T(8,23) leaves every float32 unchanged. Exit status 2 for an out-of-range w or t or an\n"
       "input that is not a multiple of 4 bytes.\n"
       "Example: iotnas quant round --w 5 --t 10 < weights.f32 > weights_half.f32");
-  round->callback([&action, w, t] { action = [w, t] { return round_stream(stdin, stdout, *w, *t); }; });
+  round->callback(
+      [&action, w, t] { action = [w, t] { return round_stream(stdin, stdout, *w, *t); }; });
 }
 
 }  // namespace iotnas::apps

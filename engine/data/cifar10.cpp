@@ -69,8 +69,7 @@ void detail::parse_cifar_batch(std::span<const uint8_t> raw, const std::string& 
   }
 }
 
-std::vector<std::string> detail::parse_cifar_names(std::string_view text,
-                                                  const std::string& path) {
+std::vector<std::string> detail::parse_cifar_names(std::string_view text, const std::string& path) {
   std::vector<std::string> names;
   size_t at = 0;
   while (at < text.size()) {

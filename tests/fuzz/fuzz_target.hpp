@@ -41,8 +41,8 @@ inline std::string_view as_text(std::span<const uint8_t> data) {
 }  // namespace iotnas::fuzz
 
 // Defines and registers target `name`: IOTNAS_FUZZ_TARGET(spec) { ... uses `data` ... }
-#define IOTNAS_FUZZ_TARGET(name)                                                         \
-  static void fuzz_entry_##name(std::span<const uint8_t> data);                          \
-  [[maybe_unused]] static const int fuzz_registered_##name =                            \
-      ::iotnas::fuzz::register_target(#name, fuzz_entry_##name);                         \
+#define IOTNAS_FUZZ_TARGET(name)                                 \
+  static void fuzz_entry_##name(std::span<const uint8_t> data);  \
+  [[maybe_unused]] static const int fuzz_registered_##name =     \
+      ::iotnas::fuzz::register_target(#name, fuzz_entry_##name); \
   static void fuzz_entry_##name(std::span<const uint8_t> data)

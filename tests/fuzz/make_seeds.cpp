@@ -84,9 +84,16 @@ ModelSpec tiny_spec() {
   ModelSpec m;
   m.name = "tiny";
   m.input = {1, 6, 6};
-  m.layers = {conv("c1", 2, 3), batch_norm("bn"), relu("r1"), max_pool("p1", 2),
-              conv("c2", 2, 1), add("sum", {"p1", "c2"}), concat("cat", {"sum", "p1"}),
-              global_avg_pool("gap"), flatten("f"), dense("fc", 3)};
+  m.layers = {conv("c1", 2, 3),
+              batch_norm("bn"),
+              relu("r1"),
+              max_pool("p1", 2),
+              conv("c2", 2, 1),
+              add("sum", {"p1", "c2"}),
+              concat("cat", {"sum", "p1"}),
+              global_avg_pool("gap"),
+              flatten("f"),
+              dense("fc", 3)};
   return m;
 }
 
@@ -170,8 +177,8 @@ void profile_seeds() {
   nlohmann::json fit = calib::fit_report_json(r, {});
   p.models.resize(3);
   for (calib::ModelKind kind : calib::kModelKinds) {
-    fit["model"] = calib::latency_model_to_json(
-        calib::fit_latency_model(kind, r.features, r.measured_ms));
+    fit["model"] =
+        calib::latency_model_to_json(calib::fit_latency_model(kind, r.features, r.measured_ms));
     trim_trees(fit["model"]);
     p.fit = fit;
     write("profile", std::string(calib::model_kind_name(kind)) + ".json",

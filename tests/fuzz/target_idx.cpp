@@ -10,7 +10,8 @@ IOTNAS_FUZZ_TARGET(idx) {
       const IdxArray a = parse_idx(data, ndims, "fuzz-idx" + std::to_string(ndims) + "-ubyte");
       int64_t count = 1;
       for (int64_t d : a.dims) count *= d;
-      if (int64_t(a.data.size()) != count) fuzz::finding("IDX data size is not the product of dims");
+      if (int64_t(a.data.size()) != count)
+        fuzz::finding("IDX data size is not the product of dims");
     } catch (const Error&) {
     }
   }
