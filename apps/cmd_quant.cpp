@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "apps/commands.hpp"
+#include "apps/round_stream.hpp"
 #include "kernels/base/error.hpp"
 #include "kernels/round/round.hpp"
 #include "quant/format.hpp"
@@ -26,8 +27,9 @@ int usage_error(const std::string& msg) {
   return 2;
 }
 
-// Streams stdin to stdout in chunks; memory use is one chunk whatever the input size.
-int round_stream(int w, int t) {
+}  // namespace
+
+int round_stream(std::FILE* in, std::FILE* out, int w, int t) {
   const FloatFormat f{w, t};
   if (w < FloatFormat::min_w || w > FloatFormat::max_w)
     return usage_error("--w " + std::to_string(w) + " is out of range: exponent bits are 1..8");
@@ -41,18 +43,18 @@ int round_stream(int w, int t) {
   size_t held = 0;  // bytes in buf not yet written (at most 3 carried from the last read)
   int64_t total = 0;
   for (;;) {
-    const size_t got = std::fread(bytes + held, 1, chunk_floats * 4 - held, stdin);
-    if (std::ferror(stdin)) fail("reading stdin: ", std::strerror(errno));
+    const size_t got = std::fread(bytes + held, 1, chunk_floats * 4 - held, in);
+    if (std::ferror(in)) fail("reading stdin: ", std::strerror(errno));
     held += got;
     const size_t n = held / 4;
     kernels::round_array(buf.data(), buf.data(), int64_t(n), p);
-    if (std::fwrite(bytes, 4, n, stdout) != n) fail("writing stdout: ", std::strerror(errno));
+    if (std::fwrite(bytes, 4, n, out) != n) fail("writing stdout: ", std::strerror(errno));
     total += int64_t(n) * 4;
     std::memmove(bytes, bytes + n * 4, held - n * 4);
     held -= n * 4;
-    if (got == 0 || std::feof(stdin)) break;
+    if (got == 0 || std::feof(in)) break;
   }
-  if (std::fflush(stdout) != 0) fail("writing stdout: ", std::strerror(errno));
+  if (std::fflush(out) != 0) fail("writing stdout: ", std::strerror(errno));
   if (held != 0)
     return usage_error("stdin ended with " + std::to_string(held) + " stray byte(s) after " +
                        std::to_string(total / 4) +
@@ -60,8 +62,6 @@ int round_stream(int w, int t) {
                        "of 4 bytes (the whole values were written)");
   return 0;
 }
-
-}  // namespace
 
 void add_quant_command(CLI::App& app, Action& action) {
   auto* quant = app.add_subcommand("quant", "Reduced-precision float formats T(w,t)");
@@ -81,7 +81,8 @@ void add_quant_command(CLI::App& app, Action& action) {
       "T(8,23) leaves every float32 unchanged. Exit status 2 for an out-of-range w or t or an\n"
       "input that is not a multiple of 4 bytes.\n"
       "Example: iotnas quant round --w 5 --t 10 < weights.f32 > weights_half.f32");
-  round->callback([&action, w, t] { action = [w, t] { return round_stream(*w, *t); }; });
+  round->callback(
+      [&action, w, t] { action = [w, t] { return round_stream(stdin, stdout, *w, *t); }; });
 }
 
 }  // namespace iotnas::apps

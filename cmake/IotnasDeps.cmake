@@ -11,7 +11,11 @@ endmacro()
 find_package(Threads REQUIRED)
 
 find_package(OpenMP QUIET COMPONENTS CXX)
-iotnas_require(OpenMP_CXX_FOUND "OpenMP" "g++ (libgomp)")
+if(CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+  iotnas_require(OpenMP_CXX_FOUND "OpenMP for clang" "libomp-14-dev")
+else()
+  iotnas_require(OpenMP_CXX_FOUND "OpenMP" "g++ (libgomp)")
+endif()
 
 find_package(Eigen3 3.3 QUIET NO_MODULE)
 iotnas_require(Eigen3_FOUND "Eigen 3" "libeigen3-dev")

@@ -11,6 +11,13 @@ function(iotnas_target target)
                                -fno-sanitize-recover=undefined>)
     target_link_options(${target} PRIVATE -fsanitize=address,undefined)
   endif()
+  # Coverage feedback for libFuzzer in the code the fuzz targets reach (readers, parsers, graph
+  # building); only the fuzzers link libFuzzer itself. The kernels, the naive references and the
+  # test programs stay uninstrumented: coverage counters in their hot loops would slow the
+  # sanitizer stage's tests for no finding.
+  if(IOTNAS_FUZZ AND target MATCHES "^(iotnas_(engine|quant|calib|search|store|apps|fuzz_targets)|fuzz_.*)$")
+    target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-fsanitize=fuzzer-no-link>)
+  endif()
 endfunction()
 
 # Per-file ISA flags from the file's name: *_avx2.cpp, *_avx512.cpp, *_neon.cpp.

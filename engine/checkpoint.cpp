@@ -169,6 +169,42 @@ void save_checkpoint(const std::string& path, const Checkpoint& ckpt) {
   }
 }
 
+namespace {
+
+// Checks the header of a `size`-byte file whose first min(size, 32) bytes are `head`: magic,
+// version, reserved field, and the announced content length against the file's.
+void check_header(std::string_view head, size_t size, const std::string& path) {
+  const uint8_t* b = reinterpret_cast<const uint8_t*>(head.data());
+  const size_t magic_seen = std::min(size, kMagic.size());
+  if (size == 0 || std::memcmp(b, kMagic.data(), magic_seen) != 0) {
+    fail("'", path, "' is not an iotnas checkpoint (it does not start with 'IOTNASCK'); pass ",
+         "a file written by `iotnas train --out FILE`");
+  }
+  if (size < kHeaderBytes) {
+    fail("checkpoint '", path, "' is truncated: ", size, " bytes, shorter than its ", kHeaderBytes,
+         "-byte header; copy it again or train the model again");
+  }
+  const uint32_t version = get_u32(b + 8);
+  if (version > kCheckpointVersion) {
+    fail("checkpoint '", path, "' was written by a newer iotnas (format version ", version,
+         "; this build reads up to ", kCheckpointVersion, "): upgrade iotnas to load it");
+  }
+  if (version == 0) damaged(path, "format version 0");
+  if (get_u32(b + 28) != 0) damaged(path, "reserved header field is not zero");
+  const uint64_t content_bytes = get_u64(b + 16);
+  const size_t have = size - kHeaderBytes;
+  if (content_bytes > have) {
+    fail("checkpoint '", path, "' is truncated: its header announces ",
+         kHeaderBytes + content_bytes, " bytes, the file has ", size,
+         "; the write or copy was interrupted: copy it again or train the model again");
+  }
+  if (content_bytes < have) {
+    damaged(path, std::to_string(have - content_bytes) + " bytes after the announced end");
+  }
+}
+
+}  // namespace
+
 Checkpoint load_checkpoint(const std::string& path) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) {
@@ -186,39 +222,18 @@ Checkpoint load_checkpoint(const std::string& path) {
     }
   };
   read_into(0);
-  const uint8_t* b = reinterpret_cast<const uint8_t*>(bytes.data());
+  check_header(bytes, size, path);
+  bytes.resize(size);
+  read_into(kHeaderBytes);
+  return parse_checkpoint(bytes, path);
+}
 
-  const size_t magic_seen = std::min(size, kMagic.size());
-  if (size == 0 || std::memcmp(b, kMagic.data(), magic_seen) != 0) {
-    fail("'", path, "' is not an iotnas checkpoint (it does not start with 'IOTNASCK'); pass ",
-         "a file written by `iotnas train --out FILE`");
-  }
-  if (size < kHeaderBytes) {
-    fail("checkpoint '", path, "' is truncated: ", size, " bytes, shorter than its ", kHeaderBytes,
-         "-byte header; copy it again or train the model again");
-  }
-  const uint32_t version = get_u32(b + 8);
-  if (version > kCheckpointVersion) {
-    fail("checkpoint '", path, "' was written by a newer iotnas (format version ", version,
-         "; this build reads up to ", kCheckpointVersion, "): upgrade iotnas to load it");
-  }
-  if (version == 0) damaged(path, "format version 0");
-  if (get_u32(b + 28) != 0) damaged(path, "reserved header field is not zero");
+Checkpoint parse_checkpoint(std::string_view bytes, const std::string& path) {
+  check_header(bytes.substr(0, kHeaderBytes), bytes.size(), path);
+  const uint8_t* b = reinterpret_cast<const uint8_t*>(bytes.data());
   const uint32_t sections = get_u32(b + 12);
   const uint64_t content_bytes = get_u64(b + 16);
   const uint32_t stored_crc = get_u32(b + 24);
-  const size_t have = size - kHeaderBytes;
-  if (content_bytes > have) {
-    fail("checkpoint '", path, "' is truncated: its header announces ",
-         kHeaderBytes + content_bytes, " bytes, the file has ", size,
-         "; the write or copy was interrupted: copy it again or train the model again");
-  }
-  if (content_bytes < have) {
-    damaged(path, std::to_string(have - content_bytes) + " bytes after the announced end");
-  }
-  bytes.resize(size);
-  read_into(kHeaderBytes);
-  b = reinterpret_cast<const uint8_t*>(bytes.data());
   const uint8_t* content = b + kHeaderBytes;
   const uint32_t crc = checksum(b, content, content_bytes);
   if (crc != stored_crc) {
@@ -243,6 +258,9 @@ Checkpoint load_checkpoint(const std::string& path) {
     if (content_bytes - at < kSectionHeadBytes) damaged(path, "section list runs past the end");
     const uint8_t* head = content + at;
     const uint32_t tag = get_u32(head);
+    if (get_u32(head + 4) != 0) {
+      damaged(path, "reserved field of section " + std::to_string(s + 1) + " is not zero");
+    }
     const uint64_t len = get_u64(head + 8);
     at += kSectionHeadBytes;
     if (len > content_bytes - at) damaged(path, "a section runs past the end");

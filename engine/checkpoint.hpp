@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/spec.hpp"
@@ -28,5 +29,7 @@ void save_checkpoint(const std::string& path, const Checkpoint& ckpt);
 // Reads and validates a checkpoint (magic, version, length, checksum, sections, sizes against
 // build_graph(spec)). Every failure is one iotnas::Error line naming the file and the fix.
 Checkpoint load_checkpoint(const std::string& path);
+// The same from the file's bytes in memory; `path` names them in errors.
+Checkpoint parse_checkpoint(std::string_view bytes, const std::string& path);
 
 }  // namespace iotnas

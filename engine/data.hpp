@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,8 @@ struct IdxArray {
 // Reads a gzip-compressed or plain IDX file of unsigned bytes with `ndims` dimensions (3 for
 // images, magic 0x00000803; 1 for labels, magic 0x00000801), checking the exact byte count.
 IdxArray read_idx(const std::string& path, int ndims);
+// The same from the file's bytes in memory; `path` names them in errors.
+IdxArray parse_idx(std::span<const uint8_t> file, int ndims, const std::string& path);
 
 // Index lists over the training images.
 struct TrainValSplit {

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs the whole test suite:
 #   1. release build (oneDNN), all tests;
-#   2. debug build with AddressSanitizer + UBSan, all tests;
-#   3. portable build (no oneDNN), all tests;
+#   2. debug build with clang-14, AddressSanitizer + UBSan, all tests; then every libFuzzer target
+#      (tests/fuzz/) for $IOTNAS_FUZZ_SECONDS (60) seconds, two at a time;
+#   3. portable build (no oneDNN) of the kernels, engine and calib tests: the kernel tests, the
+#      tests labelled `portable` and the latency golden test (the rest ran in stage 1; arm64
+#      builds everything);
 #   4. arm64 cross build (the Raspberry Pi stand-in), the `portable` subset under qemu, 1 thread;
 #   5. CUDA kernels compiled (when nvcc is installed) with the kernel tests; GPU tests skip
 #      without a GPU (the rest of the CUDA preset equals the release build).
@@ -14,7 +17,7 @@ only=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --only) only+=("$2"); shift 2 ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "test.sh: unknown option '$1'" >&2; exit 2 ;;
   esac
 done
@@ -45,17 +48,28 @@ if want release; then
   ctest --preset release -j"$jobs" --timeout 900
 fi
 if want sanitize; then
-  stage "ASan + UBSan build + tests"
+  stage "ASan + UBSan build (clang-14) + tests"
   cmake --preset debug >/dev/null
   cmake --build --preset debug -j"$jobs"
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --preset debug -j"$jobs" --timeout 1800
+  stage "fuzzers (libFuzzer, ASan + UBSan): each target ${IOTNAS_FUZZ_SECONDS:-60} s, two at a time"
+  scripts/fuzz.sh --list |
+    xargs -P 2 -I{} scripts/fuzz.sh {} "${IOTNAS_FUZZ_SECONDS:-60}" --no-build
 fi
 if want portable; then
-  stage "portable build (no oneDNN) + tests"
+  # The other tests ran in the release stage on the same sources (the library tests pick the
+  # portable backend themselves), and the arm64 stage compiles every target without oneDNN; what
+  # this stage adds is x86 without oneDNN and without -march=native: every kernel test, the
+  # `portable` subset (as arm64 runs it; it lives in the kernels and engine tests) and the golden
+  # latency predictions, whose trees are sensitive to floating-point contraction. Only their
+  # programs are built.
+  stage "portable build (no oneDNN): kernel tests, portable subset, latency golden"
   cmake --preset portable >/dev/null
-  cmake --build --preset portable -j"$jobs"
-  ctest --preset portable -j"$jobs" --timeout 900
+  cmake --build --preset portable -j"$jobs" \
+    --target iotnas_kernels_tests iotnas_engine_tests iotnas_calib_tests
+  ctest --preset portable -j"$jobs" --timeout 900 -L "portable|kernels"
+  ctest --preset portable -j"$jobs" --timeout 900 -R CalibLatencyGolden
 fi
 if want arm64; then
   stage "arm64 cross build + portable subset under qemu"

@@ -4,6 +4,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <string_view>
 
 #include "engine/data/formats.hpp"
 #include "kernels/base/error.hpp"
@@ -17,6 +19,14 @@ namespace fs = std::filesystem;
 constexpr int kCifarPixels = 3 * 32 * 32;
 constexpr int kCifarRecord = 1 + kCifarPixels;
 
+void check_cifar_size(uintmax_t size, const std::string& path) {
+  if (size == 0 || size % kCifarRecord != 0) {
+    fail("cifar10: '", path, "' is ", size, " bytes, not a whole number of ", kCifarRecord,
+         "-byte records (1 label byte + 3072 pixels): truncated or not a CIFAR-10 binary batch; "
+         "replace it with a complete copy");
+  }
+}
+
 const std::vector<std::string> kCifarNames = {"airplane", "automobile", "bird",  "cat",  "deer",
                                               "dog",      "frog",       "horse", "ship", "truck"};
 
@@ -28,17 +38,21 @@ void read_cifar_batch(const std::string& path, std::vector<uint8_t>& images,
          "data_batch_5.bin and test_batch.bin (unpack cifar-10-binary.tar.gz there)");
   }
   const uintmax_t size = fs::file_size(path, ec);
-  if (ec || size == 0 || size % kCifarRecord != 0) {
-    fail("cifar10: '", path, "' is ", ec ? 0 : size, " bytes, not a whole number of ", kCifarRecord,
-         "-byte records (1 label byte + 3072 pixels): truncated or not a CIFAR-10 binary batch; "
-         "replace it with a complete copy");
-  }
+  check_cifar_size(ec ? 0 : size, path);
   std::ifstream f(path, std::ios::binary);
   std::vector<uint8_t> raw(size);
   if (!f.read(reinterpret_cast<char*>(raw.data()), std::streamsize(size))) {
     fail("cifar10: cannot read '", path, "': ", std::strerror(errno));
   }
-  const int64_t n = int64_t(size / kCifarRecord);
+  detail::parse_cifar_batch(raw, path, images, labels);
+}
+
+}  // namespace
+
+void detail::parse_cifar_batch(std::span<const uint8_t> raw, const std::string& path,
+                               std::vector<uint8_t>& images, std::vector<uint8_t>& labels) {
+  check_cifar_size(raw.size(), path);
+  const int64_t n = int64_t(raw.size() / kCifarRecord);
   const size_t first = labels.size();
   labels.resize(first + n);
   images.resize(images.size() + n * kCifarPixels);
@@ -55,7 +69,24 @@ void read_cifar_batch(const std::string& path, std::vector<uint8_t>& images,
   }
 }
 
-}  // namespace
+std::vector<std::string> detail::parse_cifar_names(std::string_view text, const std::string& path) {
+  std::vector<std::string> names;
+  size_t at = 0;
+  while (at < text.size()) {
+    size_t end = text.find('\n', at);
+    if (end == std::string_view::npos) end = text.size();
+    const std::string_view line = text.substr(at, end - at);
+    at = end + 1;
+    const size_t b = line.find_first_not_of(" \t\r"), e = line.find_last_not_of(" \t\r");
+    if (b != std::string_view::npos) names.emplace_back(line.substr(b, e - b + 1));
+  }
+  if (names.size() != 10) {
+    fail("cifar10: '", path, "' names ", names.size(),
+         " classes, CIFAR-10 has 10: replace the file or remove it (the standard names are used "
+         "then)");
+  }
+  return names;
+}
 
 Dataset detail::load_cifar10(const ParsedSpec& p) {
   std::string dir = p.dir;
@@ -82,17 +113,9 @@ Dataset detail::load_cifar10(const ParsedSpec& p) {
   read_cifar_batch((fs::path(dir) / "test_batch.bin").string(), ds.test_images, ds.test_labels);
   const fs::path meta = fs::path(dir) / "batches.meta.txt";
   if (fs::exists(meta, ec)) {
-    std::ifstream f(meta);
-    std::string line;
-    while (std::getline(f, line)) {
-      const size_t b = line.find_first_not_of(" \t\r"), e = line.find_last_not_of(" \t\r");
-      if (b != std::string::npos) ds.class_names.push_back(line.substr(b, e - b + 1));
-    }
-    if (ds.class_names.size() != 10) {
-      fail("cifar10: '", meta.string(), "' names ", ds.class_names.size(),
-           " classes, CIFAR-10 has 10: replace the file or remove it (the standard names are used "
-           "then)");
-    }
+    std::ifstream f(meta, std::ios::binary);
+    const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    ds.class_names = detail::parse_cifar_names(text, meta.string());
   } else {
     ds.class_names = kCifarNames;
   }

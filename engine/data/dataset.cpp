@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <set>
 
 #include "engine/data/formats.hpp"
 #include "kernels/base/error.hpp"
@@ -34,6 +35,7 @@ int64_t parse_int(const std::string& spec, const std::string& key, const std::st
 
 SyntheticParams parse_synthetic(const std::string& spec, const std::string& args) {
   SyntheticParams sp;
+  std::set<std::string> seen;
   size_t start = 0;
   while (start < args.size()) {
     size_t comma = args.find(',', start);
@@ -45,22 +47,26 @@ SyntheticParams parse_synthetic(const std::string& spec, const std::string& args
       fail("dataset '", spec, "': '", item, "' is not KEY=VALUE; use ", kKnownSpecs);
     }
     const std::string key = item.substr(0, eq), value = item.substr(eq + 1);
+    if (!seen.insert(key).second) {
+      fail("dataset '", spec, "': '", key, "' is given twice; give each key once");
+    }
     if (key == "shape") {
       int64_t d[3];
       size_t s = 0;
       for (int i = 0; i < 3; ++i) {
         size_t x = i < 2 ? value.find('x', s) : value.size();
         if (x == std::string::npos) fail("dataset '", spec, "': shape must be CxHxW, e.g. 3x32x32");
-        d[i] = parse_int(spec, "shape", value.substr(s, x - s), 1, i == 0 ? 64 : 4096);
+        d[i] = parse_int(spec, "shape", value.substr(s, x - s), 1,
+                         i == 0 ? detail::kMaxSyntheticChannels : detail::kMaxSyntheticSide);
         s = x + 1;
       }
       sp.shape = Shape{int(d[0]), int(d[1]), int(d[2])};
     } else if (key == "classes") {
       sp.classes = int(parse_int(spec, key, value, 2, 256));
     } else if (key == "train") {
-      sp.n_train = parse_int(spec, key, value, 1, int64_t(1) << 30);
+      sp.n_train = parse_int(spec, key, value, 1, detail::kMaxSyntheticImages);
     } else if (key == "test") {
-      sp.n_test = parse_int(spec, key, value, 1, int64_t(1) << 30);
+      sp.n_test = parse_int(spec, key, value, 1, detail::kMaxSyntheticImages);
     } else if (key == "seed") {
       sp.seed = uint64_t(parse_int(spec, key, value, 0, INT64_MAX));
     } else {
@@ -68,9 +74,7 @@ SyntheticParams parse_synthetic(const std::string& spec, const std::string& args
            "'; synthetic takes shape=CxHxW, classes=K, train=N, test=M, seed=S");
     }
   }
-  if ((sp.n_train + sp.n_test) * sp.shape.size() > (int64_t(1) << 32)) {
-    fail("dataset '", spec, "': more than 4 GiB of pixels; ask for fewer or smaller images");
-  }
+  detail::check_synthetic_size(sp.n_train, sp.n_test, sp.shape, "dataset '" + spec + "'");
   return sp;
 }
 

@@ -9,7 +9,10 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "engine/data.hpp"
 
@@ -26,6 +29,17 @@ enum : uint64_t {
 };
 
 // ---- dataset names ----------------------------------------------------------------------------
+
+// The largest synthetic dataset (docs/data.md): images per split, channels, height or width, and
+// pixel bytes of both splits together.
+inline constexpr int64_t kMaxSyntheticImages = int64_t(1) << 30;
+inline constexpr int64_t kMaxSyntheticChannels = 64, kMaxSyntheticSide = 4096;
+inline constexpr int64_t kMaxSyntheticBytes = int64_t(1) << 32;
+
+// Refuses sizes past those limits (or below 0 images, 1 pixel); `what` names the request in the
+// message (synthetic.cpp).
+void check_synthetic_size(int64_t n_train, int64_t n_test, const Shape& shape,
+                          const std::string& what);
 
 struct SyntheticParams {
   Shape shape{1, 28, 28};
@@ -44,5 +58,11 @@ struct ParsedSpec {
 Dataset load_idx_dataset(const ParsedSpec& p);
 // Reads CIFAR-10's binary batches from `p.dir` or its cifar-10-batches-bin/ (cifar10.cpp).
 Dataset load_cifar10(const ParsedSpec& p);
+// Appends one CIFAR-10 binary batch, held in memory, to `images` and `labels`; `path` names it in
+// errors (cifar10.cpp).
+void parse_cifar_batch(std::span<const uint8_t> raw, const std::string& path,
+                       std::vector<uint8_t>& images, std::vector<uint8_t>& labels);
+// The 10 class names of batches.meta.txt, one per line (blank lines skipped, spaces trimmed).
+std::vector<std::string> parse_cifar_names(std::string_view text, const std::string& path);
 
 }  // namespace iotnas::detail

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <span>
 #include <sstream>
 
 #include "engine/data/formats.hpp"
@@ -21,58 +22,80 @@ using detail::ParsedSpec;
 
 constexpr int64_t kMaxIdxBytes = int64_t(1) << 33;  // 8 GiB: anything larger is a damaged header
 
-struct GzFile {
-  gzFile f = nullptr;
-  ~GzFile() {
-    if (f) gzclose(f);
+// The bytes of an IDX file held in memory, inflated on the fly when it is gzip-compressed. A gzip
+// file may hold several members (as `cat a.gz b.gz` makes); anything after the last member that is
+// not another member is refused (zlib's gzread would skip it silently).
+class IdxBytes {
+ public:
+  IdxBytes(std::span<const uint8_t> file, const std::string& path)
+      : file_(file), path_(path), gzip_(file.size() >= 2 && file[0] == 0x1f && file[1] == 0x8b) {
+    if (gzip_ && inflateInit2(&z_, 15 + 16) != Z_OK) fail("zlib cannot inflate '", path, "'");
+    z_.next_in = const_cast<uint8_t*>(file.data());
   }
-};
+  ~IdxBytes() {
+    if (gzip_) inflateEnd(&z_);
+  }
+  IdxBytes(const IdxBytes&) = delete;
+  IdxBytes& operator=(const IdxBytes&) = delete;
 
-std::string gz_error(gzFile f) {
-  int code = 0;
-  const char* msg = gzerror(f, &code);
-  return code == Z_ERRNO ? std::strerror(errno) : (msg ? msg : "unknown zlib error");
-}
+  // The most bytes the data can hold: deflate expands at most 1032 times.
+  int64_t bound() const { return gzip_ ? 1032 * int64_t(file_.size()) : int64_t(file_.size()); }
 
-// True when the compressed stream ended early: gzread then returns short reads, not an error.
-bool gz_cut_short(gzFile f) {
-  int code = 0;
-  gzerror(f, &code);
-  return code == Z_BUF_ERROR;
-}
-
-// Reads up to `n` bytes; returns how many it got (fewer only at the end of the data).
-int64_t gz_read(gzFile f, uint8_t* dst, int64_t n, const std::string& path) {
-  int64_t got = 0;
-  while (got < n) {
-    const unsigned chunk = unsigned(std::min<int64_t>(n - got, 1 << 24));
-    const int r = gzread(f, dst + got, chunk);
-    if (r < 0) {
-      fail("'", path, "' cannot be read (", gz_error(f),
-           "): the gzip data is damaged; replace the file with a good copy");
+  // Reads up to `n` bytes; returns how many it got (fewer only at the end of the data).
+  int64_t read(uint8_t* dst, int64_t n) {
+    if (!gzip_) {
+      const int64_t got = std::min<int64_t>(n, int64_t(file_.size() - at_));
+      if (got > 0) std::memcpy(dst, file_.data() + at_, size_t(got));
+      at_ += size_t(got);
+      return got;
     }
-    if (r == 0) break;
-    got += r;
+    int64_t got = 0;
+    while (got < n && !ended_) {
+      z_.avail_in = uInt(std::min<size_t>(left(), UINT32_MAX));
+      z_.next_out = dst + got;
+      z_.avail_out = uInt(std::min<int64_t>(n - got, 1 << 30));
+      const uInt before = z_.avail_out;
+      const int rc = inflate(&z_, Z_NO_FLUSH);
+      got += before - z_.avail_out;
+      if (rc == Z_STREAM_END) {
+        next_member();
+      } else if (rc == Z_BUF_ERROR && left() == 0) {
+        cut_short_ = ended_ = true;  // the compressed data ends inside a member
+      } else if (rc != Z_OK) {
+        fail("'", path_, "' cannot be read (", z_.msg ? z_.msg : "zlib error",
+             "): the gzip data is damaged; replace the file with a good copy");
+      }
+    }
+    return got;
   }
-  return got;
-}
 
-// An upper bound on the bytes a file decompresses to, from its size and, for gzip, the stored
-// length (mod 2^32) in its last 4 bytes; deflate cannot expand more than 1032 times.
-int64_t data_hint(const std::string& path) {
-  std::error_code ec;
-  const int64_t size = int64_t(fs::file_size(path, ec));
-  if (ec) return 0;
-  std::ifstream f(path, std::ios::binary);
-  uint8_t b[4] = {};
-  if (size < 18 || !f.read(reinterpret_cast<char*>(b), 2) || b[0] != 0x1f || b[1] != 0x8b) {
-    return size;  // not gzip
+  // True when the gzip data ended inside a member (a short read then means a truncated file).
+  bool cut_short() const { return cut_short_; }
+
+ private:
+  // Compressed bytes not yet given to zlib.
+  size_t left() const { return size_t(file_.data() + file_.size() - z_.next_in); }
+
+  // After a member's end: another member follows, or nothing may.
+  void next_member() {
+    if (left() == 0) {
+      ended_ = true;
+    } else if (left() >= 2 && z_.next_in[0] == 0x1f && z_.next_in[1] == 0x8b) {
+      inflateReset(&z_);
+    } else {
+      fail("'", path_, "' has ", left(),
+           " bytes after the end of its gzip data that are not another gzip member: the file "
+           "is damaged or two files were joined; replace it with a good copy");
+    }
   }
-  if (!f.seekg(size - 4) || !f.read(reinterpret_cast<char*>(b), 4)) return 0;
-  const int64_t stored =
-      int64_t(uint32_t(b[0]) | uint32_t(b[1]) << 8 | uint32_t(b[2]) << 16 | uint32_t(b[3]) << 24);
-  return std::min(stored, 1032 * size);
-}
+
+  std::span<const uint8_t> file_;
+  std::string path_;
+  bool gzip_;
+  z_stream z_{};
+  size_t at_ = 0;  // plain files: the next byte
+  bool ended_ = false, cut_short_ = false;
+};
 
 std::string dims_string(const std::vector<int64_t>& dims) {
   std::ostringstream os;
@@ -163,19 +186,14 @@ Dataset detail::load_idx_dataset(const ParsedSpec& p) {
   return ds;
 }
 
-IdxArray read_idx(const std::string& path, int ndims) {
+IdxArray parse_idx(std::span<const uint8_t> file, int ndims, const std::string& path) {
   IOTNAS_ASSERT(ndims >= 1 && ndims <= 4);
-  std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) fail("IDX file '", path, "' does not exist or is not a file");
-  GzFile gz;
-  gz.f = gzopen(path.c_str(), "rb");  // reads plain (uncompressed) files too
-  if (!gz.f) fail("cannot open IDX file '", path, "': ", std::strerror(errno));
-  gzbuffer(gz.f, 1 << 17);
+  IdxBytes in(file, path);
   const char* what = ndims == 1 ? "labels" : "images";
   const uint32_t want_magic = 0x800u | uint32_t(ndims);
   uint8_t head[4 + 4 * 4];
   const int64_t header_bytes = 4 + 4 * int64_t(ndims);
-  const int64_t got_head = gz_read(gz.f, head, 4, path);
+  const int64_t got_head = in.read(head, 4);
   const uint32_t magic =
       got_head < 4 ? 0 : (uint32_t(head[0]) << 24 | head[1] << 16 | head[2] << 8 | head[3]);
   if (got_head < 4 || magic != want_magic) {
@@ -186,7 +204,7 @@ IdxArray read_idx(const std::string& path, int ndims) {
          "); check the file name (images and labels swapped?) and replace it with a good copy");
   }
   IdxArray out;
-  const int64_t got_dims = gz_read(gz.f, head + 4, 4 * ndims, path);
+  const int64_t got_dims = in.read(head + 4, 4 * ndims);
   if (got_dims < 4 * ndims) {
     fail("'", path, "' is truncated: expected a ", header_bytes, "-byte IDX header, found ",
          4 + got_dims, " bytes; replace it with a complete copy");
@@ -203,34 +221,41 @@ IdxArray read_idx(const std::string& path, int ndims) {
     }
     count *= dim;
   }
-  // Allocate what the file can hold, and grow as data arrives beyond that, so that a damaged
-  // header cannot make us allocate gigabytes up front.
-  int64_t got = 0;
-  out.data.resize(size_t(std::min<int64_t>(count, std::max<int64_t>(1 << 20, data_hint(path)))));
-  while (got < count) {
-    if (got == int64_t(out.data.size())) {
-      out.data.resize(size_t(std::min<int64_t>(count, 2 * got)));
-    }
-    const int64_t r = gz_read(gz.f, out.data.data() + got, int64_t(out.data.size()) - got, path);
-    got += r;
-    if (r == 0) break;
-  }
+  // At most what the file can hold: a damaged header cannot make us allocate gigabytes.
+  out.data.resize(size_t(std::min(count, in.bound())));
+  const int64_t got = in.read(out.data.data(), int64_t(out.data.size()));
   if (got < count) {
     fail("'", path, "' is truncated: its header (", what, " ", dims_string(out.dims), ") needs ",
          header_bytes + count, " bytes, found ", header_bytes + got,
-         gz_cut_short(gz.f) ? " (the gzip stream ends early)" : "",
+         in.cut_short() ? " (the gzip stream ends early)" : "",
          "; replace it with a complete copy");
   }
   uint8_t extra = 0;
-  if (gz_read(gz.f, &extra, 1, path) != 0) {
+  if (in.read(&extra, 1) != 0) {
     fail("'", path, "' is longer than its header (", what, " ", dims_string(out.dims), ", ",
          header_bytes + count, " bytes) says: not a valid IDX file; replace it with a good copy");
   }
-  if (gz_cut_short(gz.f)) {
+  if (in.cut_short()) {
     fail("'", path, "' is truncated: the gzip stream ends before its checksum; replace it with a ",
          "complete copy");
   }
   return out;
+}
+
+IdxArray read_idx(const std::string& path, int ndims) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) fail("IDX file '", path, "' does not exist or is not a file");
+  const int64_t size = int64_t(fs::file_size(path, ec));
+  if (ec) fail("cannot read IDX file '", path, "': ", ec.message());
+  if (size > kMaxIdxBytes + 20) {
+    fail("IDX file '", path, "' is ", size, " bytes, more than 8 GiB: not a dataset iotnas reads");
+  }
+  std::vector<uint8_t> file(size_t(size), 0);
+  std::ifstream f(path, std::ios::binary);
+  if (!f || !f.read(reinterpret_cast<char*>(file.data()), std::streamsize(size))) {
+    fail("cannot read IDX file '", path, "': ", std::strerror(errno));
+  }
+  return parse_idx(file, ndims, path);
 }
 
 }  // namespace iotnas

@@ -8,11 +8,27 @@
 
 namespace iotnas {
 
+void detail::check_synthetic_size(int64_t n_train, int64_t n_test, const Shape& shape,
+                                  const std::string& what) {
+  if (n_train < 0 || n_test < 0 || n_train > kMaxSyntheticImages || n_test > kMaxSyntheticImages) {
+    fail(what, ": ", n_train, " training and ", n_test, " test images; each split takes 0 to ",
+         kMaxSyntheticImages, " images");
+  }
+  if (shape.c < 1 || shape.h < 1 || shape.w < 1 || shape.c > kMaxSyntheticChannels ||
+      shape.h > kMaxSyntheticSide || shape.w > kMaxSyntheticSide) {
+    fail(what, ": image shape ", to_string(shape), " must be within 1..", kMaxSyntheticChannels,
+         " channels and 1..", kMaxSyntheticSide, " pixels high and wide");
+  }
+  if ((n_train + n_test) * shape.size() > kMaxSyntheticBytes) {
+    fail(what, ": ", n_train + n_test, " images of ", to_string(shape),
+         " are more than 4 GiB of pixels; ask for fewer or smaller images");
+  }
+}
+
 Dataset make_synthetic(int64_t n_train, int64_t n_test, Shape shape, int classes, uint64_t seed) {
-  if (n_train < 0 || n_test < 0 || shape.c < 1 || shape.h < 1 || shape.w < 1 || classes < 2 ||
-      classes > 256) {
-    fail("synthetic dataset: need n_train, n_test >= 0, a positive shape and 2..256 classes (got ",
-         n_train, ", ", n_test, ", ", to_string(shape), ", ", classes, ")");
+  detail::check_synthetic_size(n_train, n_test, shape, "synthetic dataset");
+  if (classes < 2 || classes > 256) {
+    fail("synthetic dataset: ", classes, " classes; ask for 2..256");
   }
   Dataset ds;
   ds.name = "synthetic";
@@ -29,6 +45,8 @@ Dataset make_synthetic(int64_t n_train, int64_t n_test, Shape shape, int classes
     shuffle(labels, order);
     images.resize(n * size);
     const double pi = 3.14159265358979323846;
+    // Nothing in the loop throws (no allocation, no checks: the sizes were checked above), so no
+    // exception can escape the parallel region.
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; ++i) {
       StreamRng rng(stream_key(seed, split * 0x100000000ULL + detail::kTagSynthetic, uint64_t(i)));

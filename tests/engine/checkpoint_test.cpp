@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <limits>
 #include <random>
 
@@ -288,6 +289,35 @@ TEST(Checkpoint, ConsistentChecksumButWrongContentIsAnError) {
   std::string huge = section("PARM", "");
   huge[8] = '\xff';  // length field far beyond the file
   EXPECT_MENTIONS(load(spec + huge + state, 3), "past the end");
+}
+
+TEST(Checkpoint, NonZeroReservedFieldsAreDamage) {
+  TempDir dir;
+  const Checkpoint c = small_checkpoint(1);
+  const std::string spec = section("SPEC", spec_to_json(c.spec));
+  std::string params = section("PARM", floats(c.params));
+  const std::string state = section("STAT", floats(c.state));
+  params[5] = 1;  // the section's reserved field (bytes 4..7 of its head)
+  write_file(dir / "s.ckpt", assemble(spec + params + state, 3));
+  std::string msg = error_of([&] { load_checkpoint(dir / "s.ckpt"); });
+  EXPECT_MENTIONS(msg, "damaged");
+  EXPECT_MENTIONS(msg, "reserved field of section 2");
+  std::string file = assemble(spec + section("PARM", floats(c.params)) + state, 3);
+  file[31] = 1;  // the header's reserved field
+  write_file(dir / "h.ckpt", file);
+  EXPECT_MENTIONS(error_of([&] { load_checkpoint(dir / "h.ckpt"); }), "reserved header field");
+}
+
+TEST(Checkpoint, ParsesFromMemoryAsFromTheFile) {
+  TempDir dir;
+  const Checkpoint c = small_checkpoint(2);
+  save_checkpoint(dir / "m.ckpt", c);
+  std::ifstream f(dir / "m.ckpt", std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const Checkpoint m = parse_checkpoint(bytes, "mem");
+  expect_same_bits(m.params, c.params);
+  expect_same_bits(m.state, c.state);
+  EXPECT_MENTIONS(error_of([&] { parse_checkpoint(bytes.substr(0, 40), "mem"); }), "'mem'");
 }
 
 }  // namespace

@@ -140,6 +140,26 @@ TEST(DatasetInfo, BadNamesAreClearErrors) {
   EXPECT_MENTIONS(error_of([] { dataset_info("synthetic:train=12x"); }), "train=12x");
 }
 
+TEST(DatasetInfo, RepeatedKeysAndHugeCountsAreRefused) {
+  std::string msg = error_of([] { dataset_info("synthetic:train=10,train=20"); });
+  EXPECT_MENTIONS(msg, "'train' is given twice");
+  EXPECT_MENTIONS(error_of([] { dataset_info("synthetic:seed=1,shape=1x8x8,seed=2"); }),
+                  "'seed' is given twice");
+  // The documented limit: 2^30 images per split, 4 GiB of pixels in all.
+  for (const char* n : {"1000000000000", "1e12", "1073741825"}) {
+    msg = error_of([&] { dataset_info(std::string("synthetic:train=") + n); });
+    EXPECT_MENTIONS(msg, "1073741824");
+  }
+  EXPECT_MENTIONS(error_of([] { dataset_info("synthetic:test=1000000000000"); }), "test=");
+  EXPECT_MENTIONS(error_of([] { dataset_info("synthetic:shape=64x4096x4096,train=3,test=2"); }),
+                  "4 GiB");
+  // make_synthetic itself refuses before allocating anything.
+  msg = error_of([] { make_synthetic(int64_t(1e12), 1, {1, 28, 28}, 10, 0); });
+  EXPECT_MENTIONS(msg, "1000000000000 training");
+  EXPECT_MENTIONS(msg, "1073741824");
+  EXPECT_MENTIONS(error_of([] { make_synthetic(1, 1, {1, 1 << 20, 1 << 20}, 10, 0); }), "4096");
+}
+
 TEST(SyntheticSpec, LoadsWithTheAskedSizes) {
   Dataset ds = load_dataset("synthetic:shape=3x8x8,classes=5,train=40,test=15,seed=3");
   EXPECT_EQ(ds.shape, (Shape{3, 8, 8}));
@@ -267,6 +287,47 @@ TEST(Idx, TruncatedGzipStreamIsAnError) {
   for (size_t i = 100; i < 200 && i < bad.size(); ++i) bad[i] ^= 0x5a;
   write_bytes(dir / "bad.gz", bad, false);
   EXPECT_MENTIONS(error_of([&] { read_idx(dir / "bad.gz", 3); }), "bad.gz");
+}
+
+TEST(Idx, BytesAfterTheGzipDataAreAnError) {
+  TempDir dir;
+  const std::vector<uint8_t> plain = idx_bytes({6}, {1, 2, 3, 4, 5, 6});
+  write_bytes(dir / "one.gz", plain, true);
+  std::vector<uint8_t> gz = read_bytes(dir / "one.gz");
+  for (const std::vector<uint8_t>& tail :
+       {std::vector<uint8_t>{'j', 'u', 'n', 'k'}, std::vector<uint8_t>{0}, {0x1f}}) {
+    std::vector<uint8_t> bad = gz;
+    bad.insert(bad.end(), tail.begin(), tail.end());
+    write_bytes(dir / "tail.gz", bad, false);
+    const std::string msg = error_of([&] { read_idx(dir / "tail.gz", 1); });
+    EXPECT_MENTIONS(msg, "tail.gz");
+    EXPECT_MENTIONS(msg, std::to_string(tail.size()) + " bytes after the end of its gzip data");
+  }
+  // Two gzip members (`cat a.gz b.gz`) are one valid stream.
+  write_bytes(dir / "a.gz", {plain.begin(), plain.begin() + 7}, true);
+  write_bytes(dir / "b.gz", {plain.begin() + 7, plain.end()}, true);
+  std::vector<uint8_t> joined = read_bytes(dir / "a.gz");
+  const std::vector<uint8_t> b = read_bytes(dir / "b.gz");
+  joined.insert(joined.end(), b.begin(), b.end());
+  write_bytes(dir / "joined.gz", joined, false);
+  EXPECT_EQ(read_idx(dir / "joined.gz", 1).data, (std::vector<uint8_t>{1, 2, 3, 4, 5, 6}));
+  // In memory as from the file.
+  EXPECT_EQ(parse_idx(joined, 1, "mem").dims, (std::vector<int64_t>{6}));
+  EXPECT_MENTIONS(error_of([&] { parse_idx(plain, 3, "mem"); }), "'mem' is not an IDX images");
+}
+
+TEST(Idx, TheGzipFileIsReadWhenBothExist) {
+  TempDir dir;
+  write_mnist_dir(dir, 4, 3, true, 1);
+  const SmallIdx plain = write_mnist_dir(dir, 5, 2, false, 2);
+  const Dataset ds = load_dataset("mnist:" + dir.path.string());
+  EXPECT_EQ(ds.train_size(), 4);  // from train-images-idx3-ubyte.gz, not the plain file
+  EXPECT_EQ(ds.test_size(), 3);
+  // A damaged .gz is reported as such, naming it, even when a good plain copy sits beside it.
+  write_bytes(dir / "t10k-labels-idx1-ubyte.gz", {1, 2, 3}, false);
+  EXPECT_MENTIONS(error_of([&] { load_dataset("mnist:" + dir.path.string()); }),
+                  "t10k-labels-idx1-ubyte.gz");
+  EXPECT_EQ(plain.test_labels.size(), 2u);
 }
 
 TEST(Idx, WrongMagicIsAnError) {
