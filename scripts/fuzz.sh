@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Runs one libFuzzer target (tests/fuzz/target_<name>.cpp, docs/testing.md) for SECONDS seconds,
-# building it first in the debug preset (clang-14, ASan + UBSan) when needed.
+# building it first in the fuzz preset (clang-14, ASan + UBSan) when needed.
 #   scripts/fuzz.sh TARGET SECONDS [--no-build]     e.g. scripts/fuzz.sh spec 60
 #   scripts/fuzz.sh --list
 # Starts from the seed corpus tests/fuzz/corpus/TARGET plus the regression inputs in
-# tests/fuzz/crashes/TARGET; inputs it finds interesting go to build/debug/fuzz/corpus/TARGET
-# (kept between runs, never committed). A finding is saved to build/debug/fuzz/findings/TARGET/
-# and the script exits 1 naming the file; its log is build/debug/fuzz/TARGET.log.
+# tests/fuzz/crashes/TARGET; inputs it finds interesting go to build/fuzz/fuzz/corpus/TARGET
+# (kept between runs, never committed). A finding is saved to build/fuzz/fuzz/findings/TARGET/
+# and the script exits 1 naming the file; its log is build/fuzz/fuzz/TARGET.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build=build/debug
+build=build/fuzz
 targets() { ls tests/fuzz/target_*.cpp | sed 's|.*/target_||; s|\.cpp$||'; }
 if [ "${1:-}" = "--list" ]; then targets; exit 0; fi
 if [ $# -lt 2 ] || [ $# -gt 3 ] || { [ $# -eq 3 ] && [ "$3" != "--no-build" ]; }; then
@@ -21,11 +21,11 @@ if ! targets | grep -qx "$target"; then
 fi
 case "$seconds" in ''|*[!0-9]*) echo "fuzz.sh: SECONDS must be a whole number, not '$seconds'" >&2; exit 2 ;; esac
 if [ "${3:-}" != "--no-build" ]; then
-  [ -f "$build/CMakeCache.txt" ] || cmake --preset debug >/dev/null
+  [ -f "$build/CMakeCache.txt" ] || cmake --preset fuzz >/dev/null
   cmake --build "$build" --target "fuzz_$target" -j"$(nproc)" >/dev/null
 fi
 bin="$build/tests/fuzz_$target"
-[ -x "$bin" ] || { echo "fuzz.sh: $bin is not built (the debug preset builds it)" >&2; exit 2; }
+[ -x "$bin" ] || { echo "fuzz.sh: $bin is not built (scripts/fuzz.sh builds it without --no-build)" >&2; exit 2; }
 work="$build/fuzz/corpus/$target" findings="$build/fuzz/findings/$target" log="$build/fuzz/$target.log"
 mkdir -p "$work" "$findings"
 inputs=("$work" tests/fuzz/corpus/"$target")

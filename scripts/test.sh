@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs the whole test suite:
 #   1. release build (oneDNN), all tests;
-#   2. debug build with clang-14, AddressSanitizer + UBSan, all tests; then every libFuzzer target
-#      (tests/fuzz/) for $IOTNAS_FUZZ_SECONDS (60) seconds, two at a time;
+#   2. debug build with AddressSanitizer + UBSan (g++), all tests; then the libFuzzer targets
+#      (tests/fuzz/, clang-14 + ASan + UBSan, only the libraries they reach), each for
+#      $IOTNAS_FUZZ_SECONDS (default 60) seconds, two at a time;
 #   3. portable build (no oneDNN) of the kernels, engine and calib tests: the kernel tests, the
 #      tests labelled `portable` and the latency golden test (the rest ran in stage 1; arm64
 #      builds everything);
@@ -17,7 +18,7 @@ only=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --only) only+=("$2"); shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "test.sh: unknown option '$1'" >&2; exit 2 ;;
   esac
 done
@@ -48,12 +49,14 @@ if want release; then
   ctest --preset release -j"$jobs" --timeout 900
 fi
 if want sanitize; then
-  stage "ASan + UBSan build (clang-14) + tests"
+  stage "ASan + UBSan build + tests"
   cmake --preset debug >/dev/null
   cmake --build --preset debug -j"$jobs"
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --preset debug -j"$jobs" --timeout 1800
-  stage "fuzzers (libFuzzer, ASan + UBSan): each target ${IOTNAS_FUZZ_SECONDS:-60} s, two at a time"
+  stage "fuzzers: clang-14 build + each target ${IOTNAS_FUZZ_SECONDS:-60} s, two at a time"
+  cmake --preset fuzz >/dev/null
+  cmake --build --preset fuzz -j"$jobs" --target $(scripts/fuzz.sh --list | sed 's/^/fuzz_/')
   scripts/fuzz.sh --list |
     xargs -P 2 -I{} scripts/fuzz.sh {} "${IOTNAS_FUZZ_SECONDS:-60}" --no-build
 fi
