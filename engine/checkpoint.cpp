@@ -1,11 +1,8 @@
 #include "engine/checkpoint.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include <array>
-#include <atomic>
 #include <bit>
 #include <cerrno>
 #include <cstdio>
@@ -15,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/graph.hpp"
+#include "engine/util/files.hpp"
 #include "kernels/base/error.hpp"
 
 namespace iotnas {
@@ -88,20 +86,6 @@ Sizes graph_sizes(const ModelSpec& spec, const std::string& path) {
        "); restore it from a good copy or train the model again");
 }
 
-// Writes all of `data` to `fd`; false with errno set on failure.
-bool write_all(int fd, const char* data, size_t n) {
-  while (n > 0) {
-    const ssize_t w = ::write(fd, data, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    data += w;
-    n -= size_t(w);
-  }
-  return true;
-}
-
 }  // namespace
 
 void save_checkpoint(const std::string& path, const Checkpoint& ckpt) {
@@ -131,42 +115,9 @@ void save_checkpoint(const std::string& path, const Checkpoint& ckpt) {
   for (int i = 0; i < 4; ++i) file[kCrcTo + i] = char(uint8_t(crc >> (8 * i)));
   file += content;
 
-  // Temporary file beside the target (rename is atomic only within one file system).
-  static std::atomic<uint64_t> counter{0};
-  const fs::path target(path);
-  const fs::path tmp =
-      target.parent_path() / ("." + target.filename().string() + ".tmp-" +
-                              std::to_string(::getpid()) + "-" + std::to_string(counter++));
-  auto io_error = [&](const char* step) {
-    const std::string err = std::strerror(errno);
-    std::error_code ec;
-    fs::remove(tmp, ec);
-    fail("cannot write checkpoint '", path, "' (", step, ": ", err,
-         "); check that the directory exists, is writable and has space");
-  };
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) io_error("create");
-  if (!write_all(fd, file.data(), file.size())) {
-    const int saved = errno;
-    ::close(fd);
-    errno = saved;
-    io_error("write");
-  }
-  if (::fsync(fd) != 0) {
-    const int saved = errno;
-    ::close(fd);
-    errno = saved;
-    io_error("fsync");
-  }
-  if (::close(fd) != 0) io_error("close");
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) io_error("rename");
-  // Make the rename itself durable; failing here loses nothing already visible, so it is ignored.
-  const std::string dir = target.parent_path().empty() ? "." : target.parent_path().string();
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+  // The shared writer: atomic in place of a regular file, through a device, FIFO or '-',
+  // following symlinks, refusing a directory (docs/run.md, "Output files").
+  write_file_atomic(path, file);
 }
 
 namespace {

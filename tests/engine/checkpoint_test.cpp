@@ -3,6 +3,8 @@
 // checks the document as well as the code.
 #include "engine/checkpoint.hpp"
 
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -167,8 +169,9 @@ TEST(Checkpoint, AtomicWriteLeavesNoTemporaryFile) {
   // A directory that does not exist: a clear error, and nothing written anywhere.
   const std::string msg =
       error_of([&] { save_checkpoint(dir / "no/such/m.ckpt", small_checkpoint(2)); });
-  EXPECT_MENTIONS(msg, "cannot write checkpoint");
+  EXPECT_MENTIONS(msg, "cannot write");
   EXPECT_MENTIONS(msg, "no/such/m.ckpt");
+  EXPECT_MENTIONS(msg, "No such file or directory");
   // A failed save leaves the previous file intact.
   Checkpoint bad = small_checkpoint(4);
   bad.params.pop_back();
@@ -177,6 +180,29 @@ TEST(Checkpoint, AtomicWriteLeavesNoTemporaryFile) {
   names.clear();
   for (const auto& e : fs::directory_iterator(dir.path)) names.push_back(e.path().filename());
   EXPECT_EQ(names, std::vector<std::string>{"m.ckpt"});
+}
+
+// Checkpoints follow the output-file rules of engine/util/files.hpp: a device stays a device
+// (`train --out /dev/null` as root replaced /dev/null before), a link stays a link, a directory is
+// refused by name.
+TEST(Checkpoint, SavesThroughDevicesAndLinksAndRefusesDirectories) {
+  TempDir dir;
+  const std::string null_copy = dir / "null";
+  if (::mknod(null_copy.c_str(), S_IFCHR | 0666, makedev(1, 3)) == 0) {
+    save_checkpoint(null_copy, small_checkpoint(2));
+    struct stat st {};
+    ASSERT_EQ(::stat(null_copy.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISCHR(st.st_mode));
+  }
+  save_checkpoint(dir / "real.ckpt", small_checkpoint(2));
+  fs::create_symlink("real.ckpt", dir / "link.ckpt");
+  save_checkpoint(dir / "link.ckpt", small_checkpoint(3));
+  EXPECT_TRUE(fs::is_symlink(dir / "link.ckpt"));
+  expect_same_bits(load_checkpoint(dir / "real.ckpt").params, small_checkpoint(3).params);
+  fs::create_directory(dir / "sub");
+  EXPECT_MENTIONS(error_of([&] { save_checkpoint(dir / "sub", small_checkpoint(2)); }),
+                  "is a directory");
+  EXPECT_TRUE(fs::is_directory(dir / "sub"));
 }
 
 TEST(Checkpoint, SaveChecksItsInput) {
