@@ -3,7 +3,7 @@
 #   1. release build (oneDNN), all tests;
 #   2. debug build with AddressSanitizer + UBSan (g++), all tests; then the libFuzzer targets
 #      (tests/fuzz/, clang-14 + ASan + UBSan, only the libraries they reach), each for
-#      $IOTNAS_FUZZ_SECONDS (default 60) seconds, two at a time;
+#      $IOTNAS_FUZZ_SECONDS (default 30: the 45-minute CI budget) seconds, two at a time;
 #   3. portable build (no oneDNN) of the kernels, engine and calib tests: the kernel tests, the
 #      tests labelled `portable` and the latency golden test (the rest ran in stage 1; arm64
 #      builds everything);
@@ -54,11 +54,11 @@ if want sanitize; then
   cmake --build --preset debug -j"$jobs"
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --preset debug -j"$jobs" --timeout 1800
-  stage "fuzzers: clang-14 build + each target ${IOTNAS_FUZZ_SECONDS:-60} s, two at a time"
+  stage "fuzzers: clang-14 build + each target ${IOTNAS_FUZZ_SECONDS:-30} s, two at a time"
   cmake --preset fuzz >/dev/null
   cmake --build --preset fuzz -j"$jobs" --target $(scripts/fuzz.sh --list | sed 's/^/fuzz_/')
   scripts/fuzz.sh --list |
-    xargs -P 2 -I{} scripts/fuzz.sh {} "${IOTNAS_FUZZ_SECONDS:-60}" --no-build
+    xargs -P 2 -I{} scripts/fuzz.sh {} "${IOTNAS_FUZZ_SECONDS:-30}" --no-build
 fi
 if want portable; then
   # The other tests ran in the release stage on the same sources (the library tests pick the
