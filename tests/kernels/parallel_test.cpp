@@ -26,7 +26,9 @@ TEST(ParallelErrors, FirstExceptionLeavesTheRegionAndIsRethrown) {
     }
     EXPECT_TRUE(error.failed());
     EXPECT_THROW(error.rethrow(), std::bad_alloc) << threads << " threads";
-    EXPECT_LT(ran.load(), 1000) << "bodies after the failure are skipped";
+    // One thread runs in order: the bodies after the failure are skipped. With four, how many
+    // ran depends on scheduling (a loaded machine may run all others before i == 7).
+    if (threads == 1) EXPECT_EQ(ran.load(), 8) << "bodies after the failure are skipped";
   }
   FirstException none;
 #pragma omp parallel for
