@@ -8,8 +8,8 @@
 #include "engine/data.hpp"
 #include "engine/graph.hpp"
 #include "engine/reference_models.hpp"
-#include "engine/util/json.hpp"
 #include "engine/util/fields.hpp"
+#include "engine/util/json.hpp"
 #include "kernels/base/error.hpp"
 #include "search/space.hpp"
 

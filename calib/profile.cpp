@@ -284,9 +284,8 @@ Profile parse_profile(std::string_view text, const std::string& origin) {
   if (text.find_first_not_of(" \t\r\n") == std::string_view::npos)
     fail("profile '", origin, "' is empty; measure one with `iotnas calib measure --out ", origin,
          "`");
-  const json j = parse_json_strict(
-      text, "profile '" + origin + "'",
-      "was it cut short? Measure again with `iotnas calib measure`");
+  const json j = parse_json_strict(text, "profile '" + origin + "'",
+                                   "was it cut short? Measure again with `iotnas calib measure`");
   if (!j.is_object()) fail("profile '", origin, "' is not a JSON object");
   const std::string where = "profile '" + origin + "'";
   fields::Reader r(j, "", where);

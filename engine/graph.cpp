@@ -63,8 +63,9 @@ void infer(Graph& g, Node& n) {
       }
       n.out = checked_shape(n, l.out_channels, out_dim(s.h, l.kernel_h, l.stride_h, l.pad_h),
                             out_dim(s.w, l.kernel_w, l.stride_w, l.pad_w));
-      n.weight_count = product(n, "the weight count", {l.out_channels, s.c / l.groups, l.kernel_h,
-                                                       l.kernel_w}, kMaxModelParams);
+      n.weight_count =
+          product(n, "the weight count", {l.out_channels, s.c / l.groups, l.kernel_h, l.kernel_w},
+                  kMaxModelParams);
       n.bias_count = l.bias ? l.out_channels : 0;
       n.flops = product(n, "the FLOP count",
                         {2, n.out.size(), s.c / l.groups, l.kernel_h, l.kernel_w}, kMaxModelFlops);

@@ -61,8 +61,8 @@ class Reader {
     const json& v = obj_.at(key);
     if (!v.is_number_integer()) error(std::string("'") + key + "' must be an integer");
     if (!in_range(v, lo, hi)) {
-      error(std::string("'") + key + "' = " + v.dump() + " is out of range [" +
-            std::to_string(lo) + ", " + std::to_string(hi) + "]");
+      error(std::string("'") + key + "' = " + v.dump() + " is out of range [" + std::to_string(lo) +
+            ", " + std::to_string(hi) + "]");
     }
     return int(v.get<int64_t>());
   }

@@ -74,10 +74,18 @@ std::string printable(std::string_view s) {
   out.reserve(s.size());
   for (unsigned char ch : s) {
     switch (ch) {
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
-      case '\\': out += "\\\\"; break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
       default:
         if (ch < 0x20 || ch == 0x7f) {
           out += "\\x";

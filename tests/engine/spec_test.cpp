@@ -469,13 +469,19 @@ TEST(SpecLimits, ChannelCountsThatWrap32BitsAreRefused) {
 
 TEST(SpecLimits, InputsAndWeightsPastTheLimitsAreRefused) {
   // 4096 x 1024 x 1025 elements (> 2^32): flattened it wrapped to a small size.
-  error_of([] { parse_and_build(spec_json(R"({"name": "fc", "op": "dense", "units": 2})",
-                                          "[4096, 1024, 1025]")); },
-           {"layer 'input'", "exceeds 2147483647"});
+  error_of(
+      [] {
+        parse_and_build(
+            spec_json(R"({"name": "fc", "op": "dense", "units": 2})", "[4096, 1024, 1025]"));
+      },
+      {"layer 'input'", "exceeds 2147483647"});
   // 2^30 inputs x 4096 units = 2^42 weights.
-  error_of([] { parse_and_build(spec_json(R"({"name": "fc", "op": "dense", "units": 4096})",
-                                          "[1024, 1024, 1024]")); },
-           {"layer 'fc'", "weight count exceeds"});
+  error_of(
+      [] {
+        parse_and_build(
+            spec_json(R"({"name": "fc", "op": "dense", "units": 4096})", "[1024, 1024, 1024]"));
+      },
+      {"layer 'fc'", "weight count exceeds"});
   // Many layers each under the limit, together over it.
   std::string layers;
   for (int i = 0; i < 40; ++i) {
@@ -488,22 +494,33 @@ TEST(SpecLimits, InputsAndWeightsPastTheLimitsAreRefused) {
 }
 
 TEST(SpecLimits, HugeIntegersAreQuotedNotWrapped) {
-  error_of([] { parse_and_build(spec_json(R"({"name": "c", "op": "conv2d",
-      "out_channels": 18446744073709551615, "kernel": 1})")); },
-           {"layer 'c'", "18446744073709551615", "out of range"});
-  error_of([] { parse_and_build(spec_json(R"({"name": "fc", "op": "dense", "units": 2})",
-                                          "[18446744073709551615, 8, 8]")); },
-           {"'input'", "18446744073709551615"});
+  error_of(
+      [] {
+        parse_and_build(spec_json(R"({"name": "c", "op": "conv2d",
+      "out_channels": 18446744073709551615, "kernel": 1})"));
+      },
+      {"layer 'c'", "18446744073709551615", "out of range"});
+  error_of(
+      [] {
+        parse_and_build(spec_json(R"({"name": "fc", "op": "dense", "units": 2})",
+                                  "[18446744073709551615, 8, 8]"));
+      },
+      {"'input'", "18446744073709551615"});
 }
 
 TEST(SpecLimits, AddAndConcatTakeTwoToAThousandInputs) {
-  error_of([] { parse_and_build(spec_json(R"({"name": "a", "op": "add", "in": )" +
-                                          repeated("input", 1001) +
-                                          R"(}, {"name": "fc", "op": "dense", "units": 2})")); },
-           {"layer 'a'", "1001 inputs", "at most 1000"});
-  error_of([] { parse_and_build(spec_json(R"({"name": "a", "op": "add", "in": ["input"]},
-                                             {"name": "fc", "op": "dense", "units": 2})")); },
-           {"layer 'a'", "takes 2 to 1000 inputs, not 1"});
+  error_of(
+      [] {
+        parse_and_build(spec_json(R"({"name": "a", "op": "add", "in": )" + repeated("input", 1001) +
+                                  R"(}, {"name": "fc", "op": "dense", "units": 2})"));
+      },
+      {"layer 'a'", "1001 inputs", "at most 1000"});
+  error_of(
+      [] {
+        parse_and_build(spec_json(R"({"name": "a", "op": "add", "in": ["input"]},
+                                             {"name": "fc", "op": "dense", "units": 2})"));
+      },
+      {"layer 'a'", "takes 2 to 1000 inputs, not 1"});
 }
 
 TEST(SpecLimits, BatchesPastTheAddressSpaceAreRefusedBeforeAllocating) {
@@ -511,38 +528,55 @@ TEST(SpecLimits, BatchesPastTheAddressSpaceAreRefusedBeforeAllocating) {
   // 64-bit (and a 32-bit) machine's address space.
   const Graph g = build_graph(parse_spec(spec_json(R"({"name": "g", "op": "global_avg_pool"},
                                                        {"name": "fc", "op": "dense", "units": 2})",
-                                                    "[2047, 1024, 1024]"),
-                                          "t"));
+                                                   "[2047, 1024, 1024]"),
+                                         "t"));
   ProgramOptions o;
   o.batch = 2147483647;
   error_of([&] { compile(g, o, {}); }, {"layer 'input'", "more than this machine can address"});
 }
 
 TEST(SpecStrictJson, RepeatedKeysAndHugeNumbersNameTheFile) {
-  error_of([] { parse_spec(R"({"input": [1, 8, 8], "input": [1, 9, 9], "layers": []})", "m.json"); },
-           {"m.json", "\"input\" appears twice"});
-  error_of([] { parse_and_build(spec_json(R"({"name": "b", "op": "batch_norm", "eps": 1e-5,
+  error_of(
+      [] { parse_spec(R"({"input": [1, 8, 8], "input": [1, 9, 9], "layers": []})", "m.json"); },
+      {"m.json", "\"input\" appears twice"});
+  error_of(
+      [] {
+        parse_and_build(spec_json(R"({"name": "b", "op": "batch_norm", "eps": 1e-5,
                                              "eps": 1e-3}, {"name": "fc", "op": "dense",
-                                             "units": 2})")); },
-           {"\"eps\" appears twice"});
-  error_of([] { parse_and_build(spec_json(R"({"name": "b", "op": "batch_norm", "eps": 1e400},
-                                             {"name": "fc", "op": "dense", "units": 2})")); },
-           {"test.json", "1e400", "double"});
+                                             "units": 2})"));
+      },
+      {"\"eps\" appears twice"});
+  error_of(
+      [] {
+        parse_and_build(spec_json(R"({"name": "b", "op": "batch_norm", "eps": 1e400},
+                                             {"name": "fc", "op": "dense", "units": 2})"));
+      },
+      {"test.json", "1e400", "double"});
 }
 
 TEST(SpecStrictJson, NamesWithControlCharactersAreRefusedOnOneLine) {
   const std::string msg = error_of(
-      [] { parse_and_build(spec_json("{\"name\": \"c\\n\\u001b[31mred\", \"op\": \"relu\"}, "
-                                     "{\"name\": \"fc\", \"op\": \"dense\", \"units\": 2}")); },
+      [] {
+        parse_and_build(
+            spec_json("{\"name\": \"c\\n\\u001b[31mred\", \"op\": \"relu\"}, "
+                      "{\"name\": \"fc\", \"op\": \"dense\", \"units\": 2}"));
+      },
       {"control character", "c\\n\\x1b[31mred"});
   EXPECT_EQ(msg.find('\x1b'), std::string::npos) << msg;
-  error_of([] { parse_and_build(spec_json("{\"name\": \"r\", \"op\": \"relu\", \"in\": \"a\\tb\"}, "
-                                          "{\"name\": \"fc\", \"op\": \"dense\", \"units\": 2}")); },
-           {"layer 'r'", "control character"});
-  error_of([] { parse_and_build(spec_json("{\"name\": \"" + std::string(201, 'x') +
-                                          "\", \"op\": \"relu\"}, {\"name\": \"fc\", \"op\": "
-                                          "\"dense\", \"units\": 2}")); },
-           {"longer than 200 bytes"});
+  error_of(
+      [] {
+        parse_and_build(
+            spec_json("{\"name\": \"r\", \"op\": \"relu\", \"in\": \"a\\tb\"}, "
+                      "{\"name\": \"fc\", \"op\": \"dense\", \"units\": 2}"));
+      },
+      {"layer 'r'", "control character"});
+  error_of(
+      [] {
+        parse_and_build(spec_json("{\"name\": \"" + std::string(201, 'x') +
+                                  "\", \"op\": \"relu\"}, {\"name\": \"fc\", \"op\": "
+                                  "\"dense\", \"units\": 2}"));
+      },
+      {"longer than 200 bytes"});
 }
 
 TEST(SpecFile, ADirectoryIsNamedAsOne) {
