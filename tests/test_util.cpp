@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include <unistd.h>
@@ -90,6 +92,11 @@ std::string fashion_mnist_dir() {
   std::string dir = env ? env : IOTNAS_TEST_DATA_DIR;
   if (std::filesystem::exists(dir + "/train-images-idx3-ubyte.gz")) return dir;
   return "";
+}
+
+std::string read_bytes(const std::filesystem::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
 }
 
 }  // namespace iotnas::test

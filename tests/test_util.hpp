@@ -44,6 +44,9 @@ struct TempDir {
   std::string operator/(const std::string& name) const { return (path / name).string(); }
 };
 
+// The bytes of a file ("" when it cannot be read).
+std::string read_bytes(const std::filesystem::path& p);
+
 // Path of the Fashion-MNIST files, or "" when they are absent (tests then skip).
 std::string fashion_mnist_dir();
 

@@ -29,6 +29,7 @@
 #include "quant/format.hpp"
 #include "search/front.hpp"
 #include "search/space.hpp"
+#include "tamper.hpp"
 #include "test_util.hpp"
 
 namespace iotnas::apps {
@@ -375,15 +376,7 @@ TEST(RunAnswers, BadInputIsAClearErrorAndTouchesNothing) {
   for (const Cli& x : {c}) EXPECT_EQ(std::count(x.err.begin(), x.err.end(), '\n'), 1) << x.err;
 }
 
-// Runs SQL on the store with foreign keys off, as a person with the sqlite3 shell would.
-void tamper(const fs::path& file, const char* sql) {
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(file.c_str(), &db), SQLITE_OK);
-  char* err = nullptr;
-  EXPECT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
-  sqlite3_free(err);
-  sqlite3_close(db);
-}
+using test::tamper;
 
 // Exit status 1 and one error line, the last on stderr (`run` prints its progress before),
 // holding every one of `parts`.

@@ -16,18 +16,16 @@
 #include "apps/store/lock.hpp"
 #include "apps/store/store.hpp"
 #include "kernels/base/error.hpp"
+#include "tamper.hpp"
 #include "test_util.hpp"
 
 namespace iotnas::apps {
 namespace {
 
 namespace fs = std::filesystem;
+using test::read_bytes;
 using test::TempDir;
 
-std::string read_bytes(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
 
 std::set<std::string> files_in(const fs::path& dir) {
   std::set<std::string> out;
@@ -64,15 +62,7 @@ void fill(const std::string& dir, int n) {
   }
 }
 
-// Runs SQL on the store with foreign keys off, as a person with the sqlite3 shell would.
-void tamper(const fs::path& file, const char* sql) {
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(file.c_str(), &db), SQLITE_OK);
-  char* err = nullptr;
-  EXPECT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
-  sqlite3_free(err);
-  sqlite3_close(db);  // the last connection: the WAL goes into the file
-}
+using test::tamper;
 
 // Opening the store for writing and for reading both fail with a message holding `what` and the
 // recovery command, and leave the file as it was.

@@ -25,12 +25,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
+using test::read_bytes;
 using test::TempDir;
 
-std::string read_bytes(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
 
 ModelRow model_row(int i) {
   ModelRow m;
