@@ -26,7 +26,6 @@ namespace fs = std::filesystem;
 using test::read_bytes;
 using test::TempDir;
 
-
 std::set<std::string> files_in(const fs::path& dir) {
   std::set<std::string> out;
   for (const auto& e : fs::directory_iterator(dir)) out.insert(e.path().filename().string());

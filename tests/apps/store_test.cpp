@@ -28,7 +28,6 @@ namespace fs = std::filesystem;
 using test::read_bytes;
 using test::TempDir;
 
-
 ModelRow model_row(int i) {
   ModelRow m;
   m.space = "plain";
