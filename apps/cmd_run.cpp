@@ -4,14 +4,20 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
+#include "apps/cluster.hpp"
 #include "apps/commands.hpp"
 #include "apps/config.hpp"
+#include "apps/estimate.hpp"
 #include "apps/pipeline.hpp"
+#include "apps/plan.hpp"
 #include "apps/progress.hpp"
 #include "apps/report.hpp"
+#include "apps/shard.hpp"
 #include "apps/store/store.hpp"
 #include "engine/checkpoint.hpp"
 #include "engine/model.hpp"
@@ -176,23 +182,29 @@ void on_run_stop_signal(int) {
 }
 
 struct RunOpts {
-  std::string config, out = "iotnas-run", budget;
+  std::string config, out = "iotnas-run", budget, shard;
+  int threads = 0;
+  bool plan_only = false;
 };
 
-int run_run(const RunOpts& o) {
-  const RunConfig c = o.config.empty() ? budget_preset(o.budget.empty() ? "quick" : o.budget)
-                                       : load_run_config(o.config, o.budget);
-  Progress progress;
-  RunHooks hooks;
-  hooks.line = [&](const std::string& s) { progress.line(s); };
-  hooks.update = [&](const std::string& s) { progress.update(s); };
-  hooks.stop = &g_stop;
-  std::signal(SIGINT, on_run_stop_signal);
-  std::signal(SIGTERM, on_run_stop_signal);
-  progress.line("iotnas run: budget " + c.budget + ", " + c.dataset + ", into " + o.out);
-  const RunSummary s = run_pipeline(c, o.out, hooks);
-  std::signal(SIGINT, SIG_DFL);
-  std::signal(SIGTERM, SIG_DFL);
+void on_signals(void (*handler)(int)) {
+  std::signal(SIGINT, handler);
+  std::signal(SIGTERM, handler);
+}
+
+// OpenMP threads per process: --threads, else the config's, else OMP_NUM_THREADS (OpenMP reads
+// it), else SLURM_CPUS_PER_TASK in a Slurm job; 0 leaves OpenMP's default (every core).
+int resolve_threads(int flag, int config) {
+  if (flag > 0) return flag;
+  if (config > 0) return config;
+  if (std::getenv("OMP_NUM_THREADS")) return 0;
+  const char* slurm = std::getenv("SLURM_CPUS_PER_TASK");
+  if (slurm && std::getenv("SLURM_JOB_ID")) return std::max(0, std::atoi(slurm));
+  return 0;
+}
+
+void print_summary(Progress& progress, const RunSummary& s, const std::string& out,
+                   bool ranks = false) {
   char buf[512];
   std::snprintf(
       buf, sizeof buf,
@@ -208,8 +220,110 @@ int run_run(const RunOpts& o) {
   std::snprintf(buf, sizeof buf,
                 "loop overhead (all but training and sweeps): %.1fs, %.1f%% of the wall time", loop,
                 s.total_seconds > 0 ? 100 * loop / s.total_seconds : 0.0);
+  if (!ranks) progress.line(buf);  // over ranks, train and sweep are sums of the ranks' times
+  if (!s.stopped) progress.line("report: " + out + "/report.md");
+}
+
+void print_dispatch(Progress& progress, const DispatchStats& d) {
+  if (d.ranks == 0) return;
+  int units = 0;
+  std::string per;
+  for (int u : d.units_per_rank) {
+    units += u;
+    per += (per.empty() ? "" : " ") + std::to_string(u);
+  }
+  char buf[256];
+  std::snprintf(buf, sizeof buf,
+                "mpi: %d ranks, units per rank [%s]; rank 0 handed out %d units in %.1fs with "
+                "%.3fs CPU (%.2f ms per unit)",
+                d.ranks, per.c_str(), units, d.wall_seconds, d.cpu_seconds,
+                units > 0 ? 1e3 * d.cpu_seconds / units : 0.0);
   progress.line(buf);
-  if (!s.stopped) progress.line("report: " + o.out + "/report.md");
+}
+
+void print_plan(Progress& progress, const std::string& out, int threads) {
+  const auto doc = read_plan(out);
+  if (!doc) return;
+  progress.line(plan_summary(*doc, measure_speed(*doc, out, threads), threads));
+  progress.line("wrote " + out + "/" + kPlanFile + " (run it: `iotnas run --out " + out +
+                "`, `--shard I/N`, or `iotnas slurm`)");
+}
+
+int run_shard_cmd(const RunOpts& o, Progress& progress, const RunHooks& hooks) {
+  const auto [shard, shards] = parse_shard(o.shard);
+  if (o.plan_only) fail("--plan-only and --shard do not go together: make the plan first");
+  if (launched_by_mpi())
+    fail(
+        "--shard runs one shard in one process; start it without mpirun/srun --mpi (a job "
+        "array runs one per task), or drop --shard to share the work over the MPI ranks");
+  std::optional<RunConfig> given;
+  if (!o.config.empty() || !o.budget.empty())
+    given = o.config.empty() ? budget_preset(o.budget) : load_run_config(o.config, o.budget);
+  on_signals(on_run_stop_signal);
+  const RunSummary s = run_shard(o.out, shard, shards, given ? &*given : nullptr,
+                                 resolve_threads(o.threads, 0), hooks);
+  on_signals(SIG_DFL);
+  char buf[256];
+  std::snprintf(buf, sizeof buf,
+                "shard %d/%d %s: %d items, %d trained, %d reused, %d failed, %d sweeps, %.1fs",
+                shard, shards, s.stopped ? "stopped (rerun it to resume)" : "done", s.candidates,
+                s.trained, s.reused, s.failed, s.sweeps_done, s.total_seconds);
+  progress.line(buf);
+  if (!s.stopped) progress.line("merge the shards when all are done: iotnas merge --run " + o.out);
+  return s.stopped ? 75 : 0;
+}
+
+// Under mpirun/srun: rank 0 makes the plan and hands out its items; the other ranks work.
+int run_mpi(const RunOpts& o, RunConfig c, Progress& progress, const RunHooks& hooks) {
+  MpiJob job;
+  on_signals(on_run_stop_signal);
+  if (job.rank() != 0) return job.work(c.threads, &g_stop);
+  progress.line("iotnas run: budget " + c.budget + ", " + c.dataset + ", into " + o.out + ", " +
+                std::to_string(job.size()) + " MPI ranks");
+  DispatchStats stats;
+  RunOptions ro;
+  ro.plan_only = o.plan_only;
+  if (!o.plan_only && job.size() > 1) ro.execute = job.executor(c.threads, stats);
+  RunSummary s;
+  try {
+    s = run_pipeline(c, o.out, hooks, ro);
+  } catch (...) {
+    job.release_workers();
+    throw;
+  }
+  job.release_workers();
+  on_signals(SIG_DFL);
+  if (s.planned) {
+    print_plan(progress, o.out, c.threads);
+    return 0;
+  }
+  print_dispatch(progress, stats);
+  print_summary(progress, s, o.out, stats.ranks > 1);
+  return s.stopped ? 75 : 0;
+}
+
+int run_run(const RunOpts& o) {
+  Progress progress;
+  RunHooks hooks;
+  hooks.line = [&](const std::string& s) { progress.line(s); };
+  hooks.update = [&](const std::string& s) { progress.update(s); };
+  hooks.stop = &g_stop;
+  if (!o.shard.empty()) return run_shard_cmd(o, progress, hooks);
+  RunConfig c = o.config.empty() ? budget_preset(o.budget.empty() ? "quick" : o.budget)
+                                 : load_run_config(o.config, o.budget);
+  c.threads = resolve_threads(o.threads, c.threads);
+  if (launched_by_mpi()) return run_mpi(o, c, progress, hooks);
+  on_signals(on_run_stop_signal);
+  progress.line("iotnas run: budget " + c.budget + ", " + c.dataset + ", into " + o.out);
+  RunOptions ro;
+  ro.plan_only = o.plan_only;
+  const RunSummary s = run_pipeline(c, o.out, hooks, ro);
+  on_signals(SIG_DFL);
+  if (s.planned) {
+    print_plan(progress, o.out, c.threads);
+    return 0;
+  }
+  print_summary(progress, s, o.out);
   return s.stopped ? 75 : 0;
 }
 
@@ -226,6 +340,19 @@ void add_run_commands(CLI::App& app, Action& action) {
     cmd->add_option("--budget", o->budget,
                     "smoke, quick or paper (default: the config's, or quick)")
         ->check(CLI::IsMember({"smoke", "quick", "paper"}));
+    cmd->add_option("--threads", o->threads,
+                    "OpenMP threads per process (default: the config's, else OMP_NUM_THREADS, "
+                    "else SLURM_CPUS_PER_TASK in a Slurm job, else every core)")
+        ->check(CLI::Range(1, 4096));
+    cmd->add_flag("--plan-only", o->plan_only,
+                  "Make the plan (search, calibration, selection), write DIR/plan.json, print "
+                  "what it costs, and train nothing (docs/cluster.md)");
+    cmd->add_option("--shard", o->shard,
+                    "I/N: run only shard I (0..N-1) of DIR/plan.json into DIR/shards/I.sqlite "
+                    "(a Slurm job array; `iotnas merge` folds the shards)");
+    cmd->footer(
+        "Under mpirun or srun --mpi=pmix, rank 0 makes the plan and hands out its models to the "
+        "ranks; see docs/cluster.md.");
     cmd->callback([&action, o] { action = [o] { return run_run(*o); }; });
   }
   {

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   iotnas::apps::add_sweep_command(app, action);
   iotnas::apps::add_calib_command(app, action);
   iotnas::apps::add_run_commands(app, action);
+  iotnas::apps::add_cluster_commands(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -11,7 +11,10 @@
 
 #include "apps/plan.hpp"
 #include "apps/report.hpp"
+#include "apps/running.hpp"
+#include "apps/shard.hpp"
 #include "apps/store/store.hpp"
+#include "apps/units.hpp"
 #include "calib/calibrate.hpp"
 #include "engine/data.hpp"
 #include "engine/model.hpp"
@@ -39,22 +42,6 @@ std::string fmt(const char* f, double v) {
   char buf[96];
   std::snprintf(buf, sizeof buf, f, v);
   return buf;
-}
-
-// The training split reduced to a class-balanced subset of n images (n <= 0: unchanged).
-Dataset training_subset(const Dataset& data, int64_t n) {
-  if (n <= 0 || n >= data.train_size()) return data;
-  const auto idx = balanced_subset(data.train_labels, n, data.classes);
-  Dataset d = data;
-  const int64_t per = data.shape.size();
-  d.train_images.resize(size_t(idx.size() * per));
-  d.train_labels.resize(idx.size());
-  for (size_t i = 0; i < idx.size(); ++i) {
-    std::copy_n(data.train_images.begin() + int64_t(idx[i]) * per, per,
-                d.train_images.begin() + int64_t(i) * per);
-    d.train_labels[i] = data.train_labels[idx[i]];
-  }
-  return d;  // mean and stddev stay those of the whole split: the same normalisation throughout
 }
 
 // What the stages share while one run is built and executed.
@@ -88,13 +75,6 @@ struct Loop {
     if (hooks.update) hooks.update(s);
   }
   bool stopping() const { return hooks.stop && hooks.stop->load(); }
-};
-
-// The model and training run in hand between a candidate's train unit and its sweep unit.
-struct InHand {
-  Model model;
-  int64_t run_id = 0;
-  bool sweep = false;  // trained or loaded, and its sweep is not finished
 };
 
 void load_stage(Loop& r) {
@@ -318,170 +298,65 @@ void plan_stage(Loop& r, Plan& plan) {
   const RunConfig& c = r.c;
   plan.recipe_json = recipe_json(c).dump();
   plan.formats = c.format_list();
-  std::vector<int32_t> eval_idx;
-  if (c.eval.images > 0 && c.eval.images < r.data.test_size())
-    eval_idx = balanced_subset(r.data.test_labels, c.eval.images, r.data.classes);
-  r.eval_set = make_eval_set(r.data, true, eval_idx);
+  r.eval_set = run_eval_set(c, r.data);
   plan.eval_key =
       unit_key({"eval", c.dataset, "test", std::to_string(r.eval_set.size()), "balanced-first"});
+  plan.train_images = r.train_data.train_size();
+  plan.eval_images = r.eval_set.size();
   plan_runs(plan, c.dataset, c.seeds.train);
-}
-
-TrainConfig train_config(const RunConfig& c, BackendKind backend) {
-  TrainConfig tc;
-  apply_recipe(c.training, tc);
-  tc.seed = c.seeds.train;
-  tc.backend = backend;
-  tc.eval_each_epoch = false;
-  return tc;
-}
-
-// Trains a candidate, or finds its run in the store (then loads its weights unless its sweep is
-// finished too); a diverging model is recorded as a failed run and skipped.
-void train_unit(Loop& r, const Plan& plan, const PlanUnit& u, const std::string& tag,
-                InHand& hand) {
-  const PlanModel& p = plan.models[size_t(u.model)];
-  const auto t = Clock::now();
-  hand = InHand{};
-  if (auto done = r.store.run_by_key(u.key, false)) {
-    hand.run_id = done->id;
-    r.sum.reused++;
-    if (r.store.sweep(hand.run_id, plan.eval_key)) return;
-    RunRow full = *r.store.run(hand.run_id, true);
-    hand.model = make_model(p.spec, r.c.seeds.train);
-    hand.model.params = std::move(full.params);
-    hand.model.state = std::move(full.state);
-  } else if (r.store.artifact("failed-run", u.key)) {
-    r.line(tag + ": skipped (its training diverged in an earlier run; see the report)");
-    return;
-  } else {
-    hand.model = make_model(p.spec, r.c.seeds.train);
-    TrainReport rep;
-    try {
-      rep = train(hand.model, r.train_data, train_config(r.c, r.backend),
-                  [&](const TrainProgress& pr) {
-                    r.update(tag + ": epoch " + std::to_string(pr.epoch) + "/" +
-                             std::to_string(pr.epochs) + " step " + std::to_string(pr.step) + "/" +
-                             std::to_string(pr.steps_per_epoch) + " loss " + fmt("%.4f", pr.loss));
-                  });
-    } catch (const Error& e) {
-      // A diverging model (NaN loss) is recorded and skipped; the run goes on with the rest.
-      r.store.put_artifact(
-          "failed-run", u.key,
-          json({{"model_id", p.model_id}, {"name", p.spec.name}, {"error", e.what()}}).dump());
-      r.line(tag + ": training failed, skipped: " + e.what());
-      r.sum.failed++;
-      return;
-    }
-    RunRow row;
-    row.key = u.key;
-    row.model_id = p.model_id;
-    row.data = r.c.dataset;
-    row.recipe_json = plan.recipe_json;
-    row.seed = r.c.seeds.train;
-    row.test_accuracy = rep.test_accuracy;
-    row.val_accuracy = rep.val_accuracy;
-    row.train_seconds = rep.train_seconds;
-    json hist = json::array();
-    for (const auto& e : rep.epochs)
-      hist.push_back({{"epoch", e.epoch}, {"loss", e.loss}, {"seconds", e.seconds}});
-    row.record_json = json({{"history", hist}}).dump();
-    row.params = hand.model.params;
-    row.state = hand.model.state;
-    hand.run_id = r.store.put_run(row);
-    r.sum.trained++;
-    r.line(tag + ": trained, test accuracy " + fmt("%.2f%%", rep.test_accuracy * 100) + ", " +
-           fmt("%.1fs", since(t)));
-  }
-  hand.sweep = true;
-  r.sum.seconds.train += since(t);
-}
-
-// Evaluates the formats of the plan not yet in the store, then records the finished sweep.
-void sweep_unit(Loop& r, const Plan& plan, const std::string& tag, const InHand& hand) {
-  const auto t = Clock::now();
-  std::vector<quant::FloatFormat> todo;
-  for (const auto f : plan.formats)
-    if (!r.store.has_accuracy(hand.run_id, plan.eval_key, f.w, f.t)) todo.push_back(f);
-  quant::SweepOptions so;
-  so.formats = todo.empty() ? std::vector<quant::FloatFormat>{quant::FloatFormat{8, 23}} : todo;
-  so.backend = r.backend;
-  so.tolerance = r.c.tolerance;
-  so.progress = [&](const quant::SweepProgress& pr) {
-    if (!pr.row) return;
-    r.store.put_accuracy({hand.run_id, plan.eval_key, pr.row->format.w, pr.row->format.t,
-                          pr.row->accuracy, pr.row->weight_bytes, r.eval_set.size(),
-                          pr.row->seconds});
-    r.sum.formats_evaluated++;
-    r.update(tag + ": sweep " + std::to_string(pr.done) + "/" + std::to_string(pr.total));
-  };
-  const quant::SweepResult sr = quant::sweep(hand.model, r.eval_set, so);
-  std::vector<quant::SweepRow> rows;
-  for (const auto& a : r.store.accuracies(hand.run_id, plan.eval_key)) {
-    quant::SweepRow row;
-    row.format = {a.w, a.t};
-    row.bits = 1 + a.w + a.t;
-    row.accuracy = a.accuracy;
-    row.weight_bytes = a.weight_bytes;
-    rows.push_back(row);
-  }
-  const int best = quant::best_format(rows, sr.float32_accuracy, r.c.tolerance);
-  r.store.put_sweep({hand.run_id, plan.eval_key, sr.float32_accuracy, sr.images,
-                     sr.inference_params, best < 0 ? 0 : rows[best].format.w,
-                     best < 0 ? 0 : rows[best].format.t, r.c.tolerance, sr.seconds});
-  r.sum.sweeps_done++;
-  r.sum.seconds.sweep += since(t);
-  r.line(tag + ": swept " + std::to_string(todo.size()) + " formats, float32 " +
-         fmt("%.2f%%", sr.float32_accuracy * 100) +
-         (best < 0 ? std::string(", no format within tolerance")
-                   : ", best " + quant::format_label(rows[best].format)) +
-         ", " + fmt("%.1fs", since(t)));
-}
-
-// The train and sweep units in plan order, one at a time, until a stop is requested.
-void execute_stage(Loop& r, const Plan& plan) {
-  InHand hand;
-  std::string tag;
-  int n = 0;
-  for (const PlanUnit& u : plan.units) {
-    if (u.kind == PlanUnit::Kind::measure) continue;  // run by the calibrate stage
-    if (r.stopping()) break;
-    if (u.kind == PlanUnit::Kind::train) {
-      tag = "[" + std::to_string(++n) + "/" + std::to_string(plan.candidates.size()) + "] " +
-            plan.models[size_t(u.model)].spec.name;
-      train_unit(r, plan, u, tag, hand);
-    } else if (hand.sweep) {
-      sweep_unit(r, plan, tag, hand);
-    }
-  }
-}
-
-// Fronts, the constraint answers and the report.
-void answer_stage(Loop& r) {
-  const auto t = Clock::now();
-  if (r.store.count("accuracies") == 0)
-    fail("no model could be trained and evaluated (", r.sum.failed,
-         " diverged; see the report's failed runs): lower training.lr or change the recipe");
-  const Results res = load_results(r.store, r.device);
-  store_fronts(r.store, res, compute_fronts(res));
-  for (const Constraint& k : r.c.constraints) {
-    search::Limits lim{k.max_weight_bytes, k.max_latency_ms};
-    const auto s = search::solve(res.candidates, lim);
-    r.line("constraint " + k.name + ": " + (s.feasible ? "" : "infeasible: ") + s.message);
-  }
-  write_report(r.store, r.dir);
-  r.sum.seconds.answers = since(t);
+  plan.hash = plan_hash(plan, c);
+  refuse_other_shards(r.dir, plan.hash);
+  write_plan(r.dir, {plan, c});
 }
 
 }  // namespace
 
-RunSummary run_pipeline(const RunConfig& c, const std::string& dir, const RunHooks& hooks) {
+void add_counts(RunSummary& sum, const ItemCounts& n) {
+  sum.trained += n.trained;
+  sum.reused += n.reused;
+  sum.failed += n.failed;
+  sum.sweeps_done += n.sweeps;
+  sum.formats_evaluated += n.formats;
+  sum.seconds.train += n.train_seconds;
+  sum.seconds.sweep += n.sweep_seconds;
+}
+
+void run_items(const ItemContext& x, const std::vector<int>& items, Store& store,
+               const std::string& worker, RunSummary& sum) {
+  StoreUnits units(store);
+  for (int i : items) {
+    if (x.stopping && x.stopping()) break;
+    const std::string& key = item_key(x.plan, i);
+    mark_running(store, key, worker);
+    add_counts(sum, run_item(x, i, units));
+    clear_running(store, key);
+  }
+}
+
+void answer_stage(Store& store, const RunConfig& c, const std::string& dir, int failed,
+                  const std::function<void(const std::string&)>& line) {
+  if (store.count("accuracies") == 0)
+    fail("no model could be trained and evaluated (", failed,
+         " diverged; see the report's failed runs): lower training.lr or change the recipe");
+  const Results res = load_results(store, "");
+  store_fronts(store, res, compute_fronts(res));
+  for (const Constraint& k : c.constraints) {
+    search::Limits lim{k.max_weight_bytes, k.max_latency_ms};
+    const auto s = search::solve(res.candidates, lim);
+    if (line) line("constraint " + k.name + ": " + (s.feasible ? "" : "infeasible: ") + s.message);
+  }
+  write_report(store, dir);
+}
+
+RunSummary run_pipeline(const RunConfig& c, const std::string& dir, const RunHooks& hooks,
+                        const RunOptions& options) {
   const auto t0 = Clock::now();
   validate(c, "run config");
   if (c.threads > 0) omp_set_num_threads(c.threads);
   const auto backend = parse_backend(c.backend);
   // Check the store before loading anything: a store of another version is refused untouched.
   Loop r(c, dir, hooks, backend);
+  clear_all_running(r.store);  // this process holds the store: no other runs on it
   r.store.put_artifact("config", "run", run_config_to_json(c).dump());
   load_stage(r);
   search_stage(r);
@@ -490,11 +365,26 @@ RunSummary run_pipeline(const RunConfig& c, const std::string& dir, const RunHoo
   calibrate_stage(r, plan);
   select_more_stage(r, plan);
   plan_stage(r, plan);
-  execute_stage(r, plan);
+  if (options.plan_only) {
+    r.sum.planned = true;
+    r.sum.total_seconds = since(t0);
+    return r.sum;
+  }
+  const ItemContext x{c,          plan,       backend,      r.train_data,
+                      r.eval_set, hooks.line, hooks.update, [&r] { return r.stopping(); }};
+  if (options.execute) {
+    options.execute(x, r.store, r.sum);
+  } else {
+    std::vector<int> all(size_t(item_count(plan)));
+    for (size_t i = 0; i < all.size(); ++i) all[i] = int(i);
+    run_items(x, all, r.store, "this process", r.sum);
+  }
   if (r.stopping()) {
     r.sum.stopped = true;
   } else {
-    answer_stage(r);
+    const auto t = Clock::now();
+    answer_stage(r.store, c, dir, r.sum.failed, hooks.line);
+    r.sum.seconds.answers = since(t);
   }
   r.sum.total_seconds = since(t0);
   return r.sum;

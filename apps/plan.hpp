@@ -5,9 +5,13 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "apps/config.hpp"
 #include "apps/store/store.hpp"
 #include "quant/format.hpp"
 #include "search/select.hpp"
@@ -36,7 +40,43 @@ struct Plan {
   // Measurements for the calibration (run while the plan is built: the constraint picks need
   // the latency model), then train i and sweep i for each candidate i in turn.
   std::vector<PlanUnit> units;
+  // What the cost estimates need: training images per epoch and evaluation images per format.
+  int64_t train_images = 0;
+  int64_t eval_images = 0;
+  std::string hash;  // plan_hash(), set by finish_plan and read_plan
 };
+
+inline constexpr const char* kPlanFormat = "iotnas-plan/1";
+inline constexpr const char* kPlanFile = "plan.json";
+inline constexpr const char* kShardDir = "shards";
+
+// A plan with the run config it was made from: what DIR/plan.json holds (docs/cluster.md).
+struct PlanDoc {
+  Plan plan;
+  RunConfig config;
+};
+
+// The hash of what determines a plan's results: the config (but its `threads`), the models, the
+// units, the recipe, formats and evaluation set. Shards and merges compare it.
+std::string plan_hash(const Plan& plan, const RunConfig& config);
+nlohmann::json plan_to_json(const PlanDoc& doc);
+// Parses a plan document; `origin` names it in errors.
+PlanDoc plan_from_json(const nlohmann::json& j, const std::string& origin);
+// DIR/plan.json, written atomically; read_plan gives nullopt when there is none.
+void write_plan(const std::string& dir, const PlanDoc& doc);
+std::optional<PlanDoc> read_plan(const std::string& dir);
+
+// Items: a candidate's train and sweep units, run as one by one worker or shard (the sweep needs
+// the trained weights). Item j is plan.candidates[j].
+int item_count(const Plan& plan);
+// The store key of item j (its training run's key).
+const std::string& item_key(const Plan& plan, int item);
+// The estimated work of item j in multiply-accumulates: training (forward and backward, about
+// 3x the forward FLOPs per image and epoch) and the sweep (one forward per image and format).
+double item_cost(const Plan& plan, const RunConfig& config, int item);
+// The items of shard `shard` of `shards`: a fixed balance of the estimated costs (largest first,
+// each to the least loaded shard), the same in every process that reads the plan.
+std::vector<int> shard_items(const Plan& plan, const RunConfig& config, int shard, int shards);
 
 // Appends a model; returns its index.
 int add_model(Plan& plan, search::Pick pick);

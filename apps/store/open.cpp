@@ -84,10 +84,23 @@ Store Store::open_readonly(const std::string& dir) {
 }
 
 Store Store::open(const std::string& dir, bool create, std::span<const StoreMigration> migrations) {
+  return open_at(dir, kStoreFile, create, migrations);
+}
+
+Store Store::open_file(const std::string& dir, const std::string& file, bool create) {
+  return open_at(dir, file, create, kMigrations);
+}
+
+Store Store::open_readonly_file(const std::string& dir, const std::string& file) {
+  return open_readonly_at(dir, file, kMigrations);
+}
+
+Store Store::open_at(const std::string& dir, const std::string& file, bool create,
+                     std::span<const StoreMigration> migrations) {
   namespace fs = std::filesystem;
   const int latest = latest_version(migrations);
   Store s;
-  s.path_ = (fs::path(dir) / kStoreFile).string();
+  s.path_ = (fs::path(dir) / file).string();
   if (!s.find_file(dir, create)) {
     std::error_code ec;
     fs::create_directories(dir, ec);
@@ -114,10 +127,15 @@ Store Store::open(const std::string& dir, bool create, std::span<const StoreMigr
 }
 
 Store Store::open_readonly(const std::string& dir, std::span<const StoreMigration> migrations) {
+  return open_readonly_at(dir, kStoreFile, migrations);
+}
+
+Store Store::open_readonly_at(const std::string& dir, const std::string& file,
+                              std::span<const StoreMigration> migrations) {
   namespace fs = std::filesystem;
   const int latest = latest_version(migrations);
   Store s;
-  s.path_ = (fs::path(dir) / kStoreFile).string();
+  s.path_ = (fs::path(dir) / file).string();
   s.find_file(dir, false);
   std::error_code ec;
   if (fs::file_size(s.path_, ec) == 0 && !ec)
@@ -133,13 +151,13 @@ Store Store::open_readonly(const std::string& dir, std::span<const StoreMigratio
   if (version < latest) {
     s = Store();
     try {
-      Store::open(dir, false, migrations);
+      Store::open_at(dir, file, false, migrations);
     } catch (const Error& e) {
       fail(e.what(), " (the store is of schema version ", version,
            " and needs a migration before this iotnas reads it; where the run directory cannot be "
            "written, copy it to a place that can)");
     }
-    return open_readonly(dir, migrations);
+    return open_readonly_at(dir, file, migrations);
   }
   check_tables(s.db_, s.path_);
   return s;

@@ -234,6 +234,14 @@ std::vector<std::string> Store::artifact_keys(std::string_view kind) {
   return texts(db_, "SELECT key FROM artifacts WHERE kind = ?1 ORDER BY key", path_, kind);
 }
 
+void Store::remove_artifact(std::string_view kind, std::string_view key) {
+  transaction([&] {
+    Stmt(db_, "DELETE FROM artifacts WHERE kind = ?1 AND key = ?2", path_)
+        .bind_all(kind, key)
+        .run();
+  });
+}
+
 int64_t Store::count(std::string_view name) {
   bool known = false;
   std::apply([&](const auto&... t) { ((known |= name == t.name()), ...); }, kTables);

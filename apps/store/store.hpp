@@ -153,6 +153,10 @@ class Store {
   // those of open(). A store of an older version is migrated through open() first.
   static Store open_readonly(const std::string& dir);
   static Store open_readonly(const std::string& dir, std::span<const StoreMigration> migrations);
+  // The same for another store file than kStoreFile in `dir` (a shard's store, "shards/3.sqlite"
+  // is dir "DIR/shards", file "3.sqlite").
+  static Store open_file(const std::string& dir, const std::string& file, bool create = true);
+  static Store open_readonly_file(const std::string& dir, const std::string& file);
   Store(Store&& other) noexcept;
   Store& operator=(Store&& other) noexcept;
   Store(const Store&) = delete;
@@ -216,6 +220,7 @@ class Store {
   void put_artifact(std::string_view kind, std::string_view key, std::string_view json);
   std::optional<std::string> artifact(std::string_view kind, std::string_view key);
   std::vector<std::string> artifact_keys(std::string_view kind);
+  void remove_artifact(std::string_view kind, std::string_view key);
 
   // Rows per table, for tests and the report ("models" -> 12, ...).
   int64_t count(std::string_view table);
@@ -224,6 +229,10 @@ class Store {
 
  private:
   Store() = default;
+  static Store open_at(const std::string& dir, const std::string& file, bool create,
+                       std::span<const StoreMigration> migrations);
+  static Store open_readonly_at(const std::string& dir, const std::string& file,
+                                std::span<const StoreMigration> migrations);
   // Opening (open.cpp): whether path_ exists (failing when it is missing and !create, or no
   // file); opening the connection; the read-only one; the schema version (0: an empty database).
   bool find_file(const std::string& dir, bool create);
