@@ -28,6 +28,7 @@ struct DispatchStats {
   int ranks = 0;
   std::vector<int> units_per_rank;  // train and sweep units finished, by rank
   double cpu_seconds = 0;           // rank 0's hand-out thread, from the plan's send to the end
+  double busy_cpu_seconds = 0;      // of which handing out and handling messages (not waiting)
   double wall_seconds = 0;
 };
 

@@ -187,9 +187,10 @@ struct RunOpts {
   bool plan_only = false;
 };
 
+// SIGINT, SIGTERM, and SIGUSR1/SIGUSR2 (which mpirun forwards to every rank, where it turns SIGTERM
+// into SIGKILL a second later): finish the unit in hand, commit, exit 75.
 void on_signals(void (*handler)(int)) {
-  std::signal(SIGINT, handler);
-  std::signal(SIGTERM, handler);
+  for (int sig : {SIGINT, SIGTERM, SIGUSR1, SIGUSR2}) std::signal(sig, handler);
 }
 
 // OpenMP threads per process: --threads, else the config's, else OMP_NUM_THREADS (OpenMP reads
@@ -234,9 +235,10 @@ void print_dispatch(Progress& progress, const DispatchStats& d) {
   }
   char buf[256];
   std::snprintf(buf, sizeof buf,
-                "mpi: %d ranks, units per rank [%s]; rank 0 handed out %d units in %.1fs with "
-                "%.3fs CPU (%.2f ms per unit)",
-                d.ranks, per.c_str(), units, d.wall_seconds, d.cpu_seconds,
+                "mpi: %d ranks, units per rank [%s]; rank 0 handed out %d units in %.1fs: CPU "
+                "%.2f ms per unit handling messages, %.2f ms with its idle waits",
+                d.ranks, per.c_str(), units, d.wall_seconds,
+                units > 0 ? 1e3 * d.busy_cpu_seconds / units : 0.0,
                 units > 0 ? 1e3 * d.cpu_seconds / units : 0.0);
   progress.line(buf);
 }

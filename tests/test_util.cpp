@@ -8,6 +8,7 @@
 #include <iterator>
 #include <sstream>
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 namespace iotnas::test {
@@ -97,6 +98,18 @@ std::string fashion_mnist_dir() {
 std::string read_bytes(const std::filesystem::path& p) {
   std::ifstream f(p, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+Shell shell(const std::string& command, const std::filesystem::path& scratch) {
+  const auto out = scratch / "stdout.txt", err = scratch / "stderr.txt";
+  const std::string cmd =
+      "(" + command + ") >'" + out.string() + "' 2>'" + err.string() + "' </dev/null";
+  const int raw = std::system(cmd.c_str());
+  Shell s;
+  s.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  s.out = read_bytes(out);
+  s.err = read_bytes(err);
+  return s;
 }
 
 }  // namespace iotnas::test

@@ -47,6 +47,14 @@ struct TempDir {
 // The bytes of a file ("" when it cannot be read).
 std::string read_bytes(const std::filesystem::path& p);
 
+// What a command printed and how it ended.
+struct Shell {
+  int status = -1;  // exit status; -1 when killed by a signal
+  std::string out, err;
+};
+// Runs `command` with /bin/sh, stdin from /dev/null, stdout and stderr through files in `scratch`.
+Shell shell(const std::string& command, const std::filesystem::path& scratch);
+
 // Path of the Fashion-MNIST files, or "" when they are absent (tests then skip).
 std::string fashion_mnist_dir();
 

@@ -40,23 +40,10 @@ using nlohmann::json;
 
 using test::TempDir;
 
-struct Cli {
-  int status = -1;
-  std::string out;
-  std::string err;
-};
+using Cli = test::Shell;
 
 Cli iotnas(const std::string& args, const fs::path& scratch) {
-  const fs::path out = scratch / "stdout.txt", err = scratch / "stderr.txt";
-  const std::string cmd = std::string("OMP_NUM_THREADS=1 '") + IOTNAS_BINARY + "' " + args + " >'" +
-                          out.string() + "' 2>'" + err.string() + "' </dev/null";
-  const int raw = std::system(cmd.c_str());
-  Cli c;
-  c.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  std::ifstream o(out), e(err);
-  c.out.assign(std::istreambuf_iterator<char>(o), {});
-  c.err.assign(std::istreambuf_iterator<char>(e), {});
-  return c;
+  return test::shell(std::string("OMP_NUM_THREADS=1 '") + IOTNAS_BINARY + "' " + args, scratch);
 }
 
 std::string read_file(const fs::path& p) {
