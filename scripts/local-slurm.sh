@@ -2,6 +2,8 @@
 # A one-node Slurm cluster on this machine, for tests (docs/cluster.md, "A local Slurm for tests").
 #   scripts/local-slurm.sh start    munged + slurmctld + slurmd from Debian's packages; waits until
 #                                   the node is idle; prints the SLURM_CONF export line
+#         ... start --if-installed  the same, but exit 77 (ctest's "skipped") when Slurm or munge is
+#                                   not installed, or when not run as root
 #   scripts/local-slurm.sh stop     stops the three daemons (fine when they are not running)
 #   scripts/local-slurm.sh status   up/down, the export line and `sinfo`
 # Everything (slurm.conf, munge key and socket, state, spool, logs, pid files) lives in one folder,
@@ -16,9 +18,16 @@ MUNGE_SOCKET=$DIR/munge/munge.socket.2
 WAIT_S=${IOTNAS_SLURM_WAIT_S:-60}
 export SLURM_CONF=$CONF
 
+MISSING_STATUS=1  # 77 with start --if-installed
+
 die() {
   echo "local-slurm: $*" >&2
   exit 1
+}
+
+missing() {
+  echo "local-slurm: $*" >&2
+  exit "$MISSING_STATUS"
 }
 
 require() {
@@ -26,9 +35,9 @@ require() {
   for tool in munged slurmctld slurmd sinfo scontrol sbatch; do
     command -v "$tool" >/dev/null 2>&1 ||
       PATH=$PATH:/usr/sbin command -v "$tool" >/dev/null 2>&1 ||
-      die "$tool not found: apt-get install slurm-wlm munge"
+      missing "$tool not found: apt-get install slurm-wlm munge"
   done
-  [[ $(id -u) == 0 ]] || die "the daemons run as root here (SlurmUser=root): run as root"
+  [[ $(id -u) == 0 ]] || missing "the daemons run as root here (SlurmUser=root): run as root"
   PATH=$PATH:/usr/sbin
 }
 
@@ -166,6 +175,7 @@ cmd_status() {
   fi
 }
 
+[[ ${2:-} == --if-installed ]] && MISSING_STATUS=77
 case ${1:-} in
   start) cmd_start ;;
   stop) cmd_stop ;;

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -235,6 +236,40 @@ TEST(SlurmScripts, MoreThreadsThanANodeHasAreRefused) {
   EXPECT_NE(msg.find("--threads 16: more than the 8 CPUs"), std::string::npos) << msg;
 }
 
+// The line of `text` that starts with `prefix` ("" when none does).
+std::string line_of(const std::string& text, const std::string& prefix) {
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) {
+    if (l.rfind(prefix, 0) == 0) return l;
+  }
+  return "";
+}
+
+TEST(SlurmScripts, RanksPerNodeComeFromTheSmallestNodeSinfoLists) {
+  TempDir dir;
+  fs::create_directories(dir.path / "bin");
+  write_executable(dir.path / "bin/sinfo",
+                   "#!/bin/sh\necho \"$@\" > " + dir / "args" + "\nprintf '16\\n12\\n32\\n'\n");
+  const ScopedEnv path("PATH", dir / "bin" + ":/usr/bin:/bin");
+  SlurmOptions o = array_options(dir);
+  o.array = 0, o.nodes = 2, o.threads = 4, o.partition = "big";
+  const std::string t = slurm_scripts(o, {60, "x"})[0].text;
+  EXPECT_EQ(read_bytes(dir.path / "args"), "--noheader --format=%c --partition=big\n");
+  EXPECT_TRUE(has_line(t, "#SBATCH --ntasks-per-node=3"));
+  EXPECT_TRUE(has_line(t, "# CPUs per node: 12, the smallest node of the partition (sinfo)."));
+}
+
+TEST(SlurmScripts, WithoutSinfoRanksPerNodeComeFromThisMachine) {
+  TempDir dir;
+  const ScopedEnv path("PATH", dir.str());
+  SlurmOptions o = array_options(dir);
+  o.array = 0, o.nodes = 1;
+  const std::string t = slurm_scripts(o, {60, "x"})[0].text;
+  const unsigned here = std::max(1u, std::thread::hardware_concurrency());
+  EXPECT_TRUE(has_line(t, "#SBATCH --ntasks-per-node=" + std::to_string(here)));
+  EXPECT_NE(t.find("this machine's (no answer from sinfo)"), std::string::npos) << t;
+}
+
 TEST(SlurmSubmit, DryRunWritesTheScriptsOnly) {
   TempDir dir;
   SlurmOptions o = array_options(dir);
@@ -302,6 +337,15 @@ std::string local_slurm_missing() {
          ": run scripts/local-slurm.sh start (needs slurm-wlm and munge)";
 }
 
+// Waits (at most `seconds`) until `path` exists.
+bool wait_for(const fs::path& path, int seconds) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  while (!fs::exists(path) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  return fs::exists(path);
+}
+
 TEST(ClusterSlurm, ShardsAndTheDependentMergeRunThroughSbatch) {
   if (const std::string why = local_slurm_missing(); !why.empty()) GTEST_SKIP() << why;
   TempDir dir;
@@ -318,11 +362,7 @@ TEST(ClusterSlurm, ShardsAndTheDependentMergeRunThroughSbatch) {
   o.config = dir / "cfg.json";
   const SlurmSubmission s = submit(o, slurm_scripts(o, {60, "a test"}));
   ASSERT_EQ(s.job_ids.size(), 2u);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (!fs::exists(dir.path / "merged") && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(250));
-  }
-  ASSERT_TRUE(fs::exists(dir.path / "merged"))
+  ASSERT_TRUE(wait_for(dir.path / "merged", 120))
       << "the merge job did not run within 120 s; job logs in " << dir / "run/slurm";
   const std::string run = dir / "run";
   EXPECT_EQ(read_bytes(dir.path / "shard-0"),
@@ -333,6 +373,30 @@ TEST(ClusterSlurm, ShardsAndTheDependentMergeRunThroughSbatch) {
   // The job logs are where the scripts said.
   EXPECT_TRUE(fs::exists(dir.path / ("run/slurm/iotnas-merge-" + s.job_ids[1] + ".out")));
   EXPECT_TRUE(fs::exists(dir.path / ("run/slurm/iotnas-shard-" + s.job_ids[0] + "_1.out")));
+}
+
+TEST(ClusterSlurm, MpiJobStartsOneRankPerCpuUnderPmix) {
+  if (const std::string why = local_slurm_missing(); !why.empty()) GTEST_SKIP() << why;
+  TempDir dir;
+  // A stand-in iotnas: each rank writes what srun --mpi=pmix told it.
+  write_executable(dir.path / "iotnas",
+                   "#!/bin/bash\nd=$(dirname \"$0\")\n"
+                   "echo \"$PMIX_RANK $SLURM_NTASKS $*\" > \"$d/rank.tmp$PMIX_RANK\"\n"
+                   "mv \"$d/rank.tmp$PMIX_RANK\" \"$d/rank$PMIX_RANK\"\n");
+  SlurmOptions o = array_options(dir);
+  o.array = 0, o.nodes = 1, o.iotnas = dir / "iotnas";
+  const std::string t = slurm_scripts(o, {60, "a test"})[0].text;  // CPUs per node from sinfo
+  const int ranks = std::stoi(line_of(t, "#SBATCH --ntasks-per-node=").substr(26));
+  ASSERT_GE(ranks, 1) << t;
+  const SlurmSubmission s = submit(o, {{"run.sbatch", t}});
+  ASSERT_EQ(s.job_ids.size(), 1u);
+  const std::string run = dir / "run";
+  for (int r = 0; r < ranks; ++r) {
+    const fs::path file = dir.path / ("rank" + std::to_string(r));
+    ASSERT_TRUE(wait_for(file, 120)) << "rank " << r << " did not start within 120 s";
+    EXPECT_EQ(read_bytes(file), std::to_string(r) + " " + std::to_string(ranks) +
+                                    " run --out " + run + " --threads 1\n");
+  }
 }
 
 }  // namespace
