@@ -26,8 +26,8 @@ namespace {
 // Partition and account names: no shell or #SBATCH metacharacters (a partition list has commas).
 bool plain_name(const std::string& s, bool comma) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [&](unsigned char c) {
-           return std::isalnum(c) || c == '_' || c == '-' || c == '.' || (comma && c == ',');
-         });
+    return std::isalnum(c) || c == '_' || c == '-' || c == '.' || (comma && c == ',');
+  });
 }
 
 // #SBATCH lines are split at white space and expand '%': the run directory may have neither.
@@ -42,7 +42,9 @@ std::string quote(const std::string& s) {
   return out + "'";
 }
 
-std::string absolute(const std::string& p) { return fs::absolute(p).lexically_normal().string(); }
+std::string absolute(const std::string& p) {
+  return fs::absolute(p).lexically_normal().string();
+}
 
 // Reads digits at `pos` (advancing it) as a number; -1 when there are none.
 long read_number(std::string_view s, size_t& pos) {
@@ -160,7 +162,9 @@ CpusPerNode cpus_per_node(const SlurmOptions& o) {
   return {here, "this machine's (no answer from sinfo)"};
 }
 
-int threads_of(const SlurmOptions& o) { return o.threads > 0 ? o.threads : 1; }
+int threads_of(const SlurmOptions& o) {
+  return o.threads > 0 ? o.threads : 1;
+}
 
 // The #SBATCH lines every job has.
 void common_header(std::ostringstream& s, const SlurmOptions& o, const std::string& job_name,
@@ -239,8 +243,8 @@ std::string shards_script(const SlurmOptions& o, const SlurmTimeEstimate& e) {
     << "#SBATCH --cpus-per-task=" << threads_of(o) << "\n";
   time_lines(s, o, e);
   // --mpi=none: a cluster whose default is pmix would otherwise make each shard a 1-rank MPI job.
-  s << "srun --mpi=none " << quote(absolute(o.iotnas)) << " run --shard \"$SLURM_ARRAY_TASK_ID/" << o.array
-    << "\"" << run_args(o) << "\n"
+  s << "srun --mpi=none " << quote(absolute(o.iotnas)) << " run --shard \"$SLURM_ARRAY_TASK_ID/"
+    << o.array << "\"" << run_args(o) << "\n"
     << requeue_tail("${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}");
   return s.str();
 }
@@ -270,7 +274,8 @@ std::string sbatch(const std::string& path, const std::string& dependency) {
     fail("sbatch not found: install slurm-client (Debian) or load the cluster's Slurm module");
   }
   const std::string id = first_line(r.out).substr(0, first_line(r.out).find(';'));
-  if (r.status != 0 || id.empty() || !std::all_of(id.begin(), id.end(), [](unsigned char c) { return std::isdigit(c); })) {
+  if (r.status != 0 || id.empty() ||
+      !std::all_of(id.begin(), id.end(), [](unsigned char c) { return std::isdigit(c); })) {
     const std::string why = first_line(r.err).empty() ? first_line(r.out) : first_line(r.err);
     fail("sbatch ", path, " failed (exit status ", r.status, "): ", why);
   }
@@ -295,7 +300,11 @@ void validate(const SlurmOptions& o) {
                        "merge job)");
   }
   if (o.threads < 0) fail("--threads ", o.threads, ": give at least 1, or 0 for one per rank");
-  if (!o.time.empty()) parse_slurm_time(o.time);
+  if (!o.time.empty() && parse_slurm_time(o.time) < 300) {
+    fail("--time ", o.time, ": give at least 00:05:00 (the stop signal comes ",
+         kStopSignalSeconds / 60, " to ", kStopSignalSeconds / 60 + 1,
+         " minutes before the limit)");
+  }
   if (!o.partition.empty() && !plain_name(o.partition, true)) {
     fail("--partition '", o.partition, "': letters, digits, '_', '-', '.' and ',' only");
   }

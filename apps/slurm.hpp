@@ -26,7 +26,7 @@ struct SlurmOptions {
   // CPUs of one node, for --ntasks-per-node = cpus_per_node / threads (MPI mode); 0 = the
   // smallest node of the partition as `sinfo` reports it (this machine's when there is no sinfo).
   int cpus_per_node = 0;
-  bool dry_run = false;   // write the scripts, do not submit them
+  bool dry_run = false;  // write the scripts, do not submit them
 };
 
 // How long a shard (array mode) or the whole MPI job is expected to run, and why.
@@ -36,7 +36,8 @@ struct SlurmTimeEstimate {
 };
 
 // Throws iotnas::Error naming the flag (--out, --nodes, --array, --threads, --time,
-// --partition, --account) when an option is missing or malformed.
+// --partition, --account) when an option is missing or malformed; --time must be at least five
+// minutes, since the stop signal comes two to three minutes before the limit.
 void validate(const SlurmOptions& o);
 
 // "HH:MM:SS", or "D-HH:MM:SS" from one day on: `seconds` rounded up to whole minutes, at least

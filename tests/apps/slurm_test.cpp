@@ -98,9 +98,9 @@ TEST(SlurmTime, ParseReadsHmsAndDays) {
 }
 
 TEST(SlurmTime, ParseRefusesOtherFormsNamingTheFlag) {
-  for (const char* bad : {"", "60", "1:00", "01:00", "1-01:00", "01:60:00", "01:00:60", "1:2:3",
-                          "01:00:00 ", "-01:00:00", "1-24:00:00", "a1:00:00", "00:00:00",
-                          "1--01:00:00", "01:00:00:00"}) {
+  for (const char* bad :
+       {"", "60", "1:00", "01:00", "1-01:00", "01:60:00", "01:00:60", "1:2:3", "01:00:00 ",
+        "-01:00:00", "1-24:00:00", "a1:00:00", "00:00:00", "1--01:00:00", "01:00:00:00"}) {
     const std::string msg = error_of([&] { parse_slurm_time(bad); });
     EXPECT_NE(msg.find("--time"), std::string::npos) << "'" << bad << "': " << msg;
   }
@@ -115,6 +115,7 @@ TEST(SlurmOptionsCheck, BadOptionsNameTheFlag) {
       {[](SlurmOptions& o) { o.array = 0, o.nodes = -2; }, "--nodes -2"},
       {[](SlurmOptions& o) { o.threads = -1; }, "--threads -1"},
       {[](SlurmOptions& o) { o.time = "4h"; }, "--time '4h'"},
+      {[](SlurmOptions& o) { o.time = "00:04:59"; }, "--time 00:04:59: give at least 00:05:00"},
       {[](SlurmOptions& o) { o.partition = "gpu;rm -rf /"; }, "--partition"},
       {[](SlurmOptions& o) { o.partition = "a b"; }, "--partition"},
       {[](SlurmOptions& o) { o.account = "proj,other"; }, "--account"},
@@ -155,19 +156,19 @@ TEST(SlurmScripts, MpiJobRunsSrunPmixWithRanksFillingTheNodes) {
   const std::string& t = scripts[0].text;
   const std::string run = (dir / "run");
   EXPECT_EQ(t.rfind("#!/bin/bash\n", 0), 0u);
-  for (const std::string& line : std::vector<std::string>
-       {"#SBATCH --job-name=iotnas-run", "#SBATCH --nodes=4", "#SBATCH --ntasks-per-node=4",
-        "#SBATCH --cpus-per-task=2", "#SBATCH --partition=compute", "#SBATCH --account=proj1",
-        "#SBATCH --signal=TERM@120", "#SBATCH --requeue", "#SBATCH --open-mode=append",
-        "#SBATCH --output=" + run + "/slurm/%x-%j.out",
-        // 3 h 10 s of work + 3 min for the clean stop, rounded up to minutes.
-        "#SBATCH --time=03:04:00",
-        "# time limit: estimated from 40 units at 270 s (a probe here) (03:01:00), plus 3 min "
-        "for the clean stop",
-        "srun --mpi=pmix '/opt/iotnas/bin/iotnas' run --config '" + dir / "cfg.json" +
-            "' --budget 'paper' --out '" + run + "' --threads \"$SLURM_CPUS_PER_TASK\"",
-        "if [ \"$rc\" -eq 75 ] && [ \"${SLURM_RESTART_COUNT:-0}\" -lt 3 ]; then",
-        "  scontrol requeue \"$SLURM_JOB_ID\"", "exit \"$rc\""}) {
+  for (const std::string& line : std::vector<std::string>{
+           "#SBATCH --job-name=iotnas-run", "#SBATCH --nodes=4", "#SBATCH --ntasks-per-node=4",
+           "#SBATCH --cpus-per-task=2", "#SBATCH --partition=compute", "#SBATCH --account=proj1",
+           "#SBATCH --signal=TERM@120", "#SBATCH --requeue", "#SBATCH --open-mode=append",
+           "#SBATCH --output=" + run + "/slurm/%x-%j.out",
+           // 3 h 10 s of work + 3 min for the clean stop, rounded up to minutes.
+           "#SBATCH --time=03:04:00",
+           "# time limit: estimated from 40 units at 270 s (a probe here) (03:01:00), plus 3 min "
+           "for the clean stop",
+           "srun --mpi=pmix '/opt/iotnas/bin/iotnas' run --config '" + dir / "cfg.json" +
+               "' --budget 'paper' --out '" + run + "' --threads \"$SLURM_CPUS_PER_TASK\"",
+           "if [ \"$rc\" -eq 75 ] && [ \"${SLURM_RESTART_COUNT:-0}\" -lt 3 ]; then",
+           "  scontrol requeue \"$SLURM_JOB_ID\"", "exit \"$rc\""}) {
     EXPECT_TRUE(has_line(t, line));
   }
 }
@@ -182,23 +183,24 @@ TEST(SlurmScripts, ArrayJobRunsOneShardPerTaskThenTheMerge) {
   EXPECT_EQ(scripts[1].name, "merge.sbatch");
   const std::string run = dir / "run";
   const std::string& shards = scripts[0].text;
-  for (const std::string& line : std::vector<std::string>
-       {"#SBATCH --job-name=iotnas-shard", "#SBATCH --array=0-2", "#SBATCH --ntasks=1",
-        "#SBATCH --cpus-per-task=1", "#SBATCH --time=2-00:00:00", "#SBATCH --signal=TERM@120",
-        "#SBATCH --requeue", "#SBATCH --open-mode=append",
-        "#SBATCH --output=" + run + "/slurm/%x-%A_%a.out",
-        "srun --mpi=none '/opt/iotnas/bin/iotnas' run --shard \"$SLURM_ARRAY_TASK_ID/3\" --out '" +
-            run + "' --threads \"$SLURM_CPUS_PER_TASK\"",
-        "  scontrol requeue \"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\""}) {
+  for (const std::string& line : std::vector<std::string>{
+           "#SBATCH --job-name=iotnas-shard", "#SBATCH --array=0-2", "#SBATCH --ntasks=1",
+           "#SBATCH --cpus-per-task=1", "#SBATCH --time=2-00:00:00", "#SBATCH --signal=TERM@120",
+           "#SBATCH --requeue", "#SBATCH --open-mode=append",
+           "#SBATCH --output=" + run + "/slurm/%x-%A_%a.out",
+           "srun --mpi=none '/opt/iotnas/bin/iotnas' run --shard \"$SLURM_ARRAY_TASK_ID/3\" --out "
+           "'" +
+               run + "' --threads \"$SLURM_CPUS_PER_TASK\"",
+           "  scontrol requeue \"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\""}) {
     EXPECT_TRUE(has_line(shards, line));
   }
   EXPECT_EQ(shards.find("# time limit"), std::string::npos) << shards;
   EXPECT_EQ(shards.find("--partition"), std::string::npos) << shards;
   const std::string& merge = scripts[1].text;
-  for (const std::string& line : std::vector<std::string>
-       {"#SBATCH --job-name=iotnas-merge", "#SBATCH --kill-on-invalid-dep=yes",
-        "#SBATCH --output=" + run + "/slurm/%x-%j.out",
-        "exec '/opt/iotnas/bin/iotnas' merge --run '" + run + "'"}) {
+  for (const std::string& line : std::vector<std::string>{
+           "#SBATCH --job-name=iotnas-merge", "#SBATCH --kill-on-invalid-dep=yes",
+           "#SBATCH --output=" + run + "/slurm/%x-%j.out",
+           "exec '/opt/iotnas/bin/iotnas' merge --run '" + run + "'"}) {
     EXPECT_TRUE(has_line(merge, line));
   }
   EXPECT_EQ(merge.find("--signal"), std::string::npos) << merge;
@@ -289,24 +291,25 @@ TEST(SlurmSubmit, MissingSbatchNamesThePackage) {
   const SlurmOptions o = array_options(dir);
   const ScopedEnv no_path("PATH", dir.str());
   const std::string msg = error_of([&] { submit(o, slurm_scripts(o, {60, "x"})); });
-  EXPECT_EQ(msg, "sbatch not found: install slurm-client (Debian) or load the cluster's Slurm "
-                 "module");
+  EXPECT_EQ(msg,
+            "sbatch not found: install slurm-client (Debian) or load the cluster's Slurm "
+            "module");
 }
 
 TEST(SlurmSubmit, ShardsGoFirstAndTheMergeWaitsForThem) {
   TempDir dir;
   fs::create_directories(dir.path / "bin");
   // A stand-in sbatch: records its arguments, answers job ids 41, 42, ... as --parsable does.
-  write_executable(dir.path / "bin/sbatch",
-                   "#!/bin/sh\necho \"$@\" >> " + dir / "calls" +
-                       "\nn=$(wc -l < " + dir / "calls" + ")\necho \"$((40 + n));cluster\"\n");
+  write_executable(dir.path / "bin/sbatch", "#!/bin/sh\necho \"$@\" >> " + dir / "calls" +
+                                                "\nn=$(wc -l < " + dir / "calls" +
+                                                ")\necho \"$((40 + n));cluster\"\n");
   const ScopedEnv path("PATH", dir / "bin" + ":/usr/bin:/bin");
   const SlurmOptions o = array_options(dir);
   const SlurmSubmission s = submit(o, slurm_scripts(o, {60, "x"}));
   EXPECT_EQ(s.job_ids, (std::vector<std::string>{"41", "42"}));
-  EXPECT_EQ(read_bytes(dir.path / "calls"),
-            "--parsable " + dir / "run/slurm/shards.sbatch" + "\n" +
-                "--parsable --dependency=afterok:41 " + dir / "run/slurm/merge.sbatch" + "\n");
+  EXPECT_EQ(read_bytes(dir.path / "calls"), "--parsable " + dir / "run/slurm/shards.sbatch" + "\n" +
+                                                "--parsable --dependency=afterok:41 " +
+                                                dir / "run/slurm/merge.sbatch" + "\n");
 }
 
 TEST(SlurmSubmit, SbatchFailureCarriesItsMessage) {
@@ -394,8 +397,8 @@ TEST(ClusterSlurm, MpiJobStartsOneRankPerCpuUnderPmix) {
   for (int r = 0; r < ranks; ++r) {
     const fs::path file = dir.path / ("rank" + std::to_string(r));
     ASSERT_TRUE(wait_for(file, 120)) << "rank " << r << " did not start within 120 s";
-    EXPECT_EQ(read_bytes(file), std::to_string(r) + " " + std::to_string(ranks) +
-                                    " run --out " + run + " --threads 1\n");
+    EXPECT_EQ(read_bytes(file), std::to_string(r) + " " + std::to_string(ranks) + " run --out " +
+                                    run + " --threads 1\n");
   }
 }
 
