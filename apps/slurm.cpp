@@ -176,13 +176,16 @@ void common_header(std::ostringstream& s, const SlurmOptions& o, const std::stri
   s << "#SBATCH --open-mode=append\n";
 }
 
+// Seconds added to an estimate for the clean stop: the signal may come 60 s earlier than asked.
+constexpr int kStopMarginSeconds = kStopSignalSeconds + 60;
+
 // The time limit and the stop signal of a job that runs `iotnas run`.
 void time_lines(std::ostringstream& s, const SlurmOptions& o, const SlurmTimeEstimate& e) {
   std::string limit = o.time;
   if (limit.empty()) {
     s << "# time limit: estimated from " << e.source << " (" << format_slurm_time(e.seconds)
-      << "), plus " << 180 / 60 << " min for the clean stop\n";
-    limit = format_slurm_time(e.seconds + 180);
+      << "), plus " << kStopMarginSeconds / 60 << " min for the clean stop\n";
+    limit = format_slurm_time(e.seconds + kStopMarginSeconds);
   }
   s << "#SBATCH --time=" << limit << "\n";
   s << "#SBATCH --signal=TERM@" << kStopSignalSeconds << "\n";
