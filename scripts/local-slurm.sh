@@ -2,8 +2,11 @@
 # A one-node Slurm cluster on this machine, for tests (docs/cluster.md, "A local Slurm for tests").
 #   scripts/local-slurm.sh start    munged + slurmctld + slurmd from Debian's packages; waits until
 #                                   the node is idle; prints the SLURM_CONF export line
-#         ... start --if-installed  the same, but exit 77 (ctest's "skipped") when Slurm or munge is
-#                                   not installed, or when not run as root
+#   ... start --for-tests           the same, but exit 77 (ctest's "skipped") when Slurm or munge is
+#                                   not installed or when not run as root; remembers whether it
+#                                   started the cluster
+#   ... stop --for-tests            stops only a cluster that `start --for-tests` started (a
+#                                   cluster started by hand keeps running through a test run)
 #   scripts/local-slurm.sh stop     stops the three daemons (fine when they are not running)
 #   scripts/local-slurm.sh status   up/down, the export line and `sinfo`
 # Everything (slurm.conf, munge key and socket, state, spool, logs, pid files) lives in one folder,
@@ -18,7 +21,9 @@ MUNGE_SOCKET=$DIR/munge/munge.socket.2
 WAIT_S=${IOTNAS_SLURM_WAIT_S:-60}
 export SLURM_CONF=$CONF
 
-MISSING_STATUS=1  # 77 with start --if-installed
+MISSING_STATUS=1  # 77 with --for-tests
+FOR_TESTS=0
+MARKER=$DIR/run/started-for-tests
 
 die() {
   echo "local-slurm: $*" >&2
@@ -132,7 +137,11 @@ cmd_start() {
   require
   # A running cluster keeps its conf: rewriting it under running daemons would change their
   # settings behind their backs.
-  alive "$DIR/run/slurmctld.pid" || write_conf
+  if ! alive "$DIR/run/slurmctld.pid"; then
+    write_conf
+    rm -f "$MARKER"
+    if ((FOR_TESTS)); then touch "$MARKER"; fi
+  fi
   start_munge
   start_daemon slurmctld
   start_daemon slurmd
@@ -153,6 +162,11 @@ stop_pid() {  # pid file
 
 cmd_stop() {
   [[ -d $DIR/run ]] || { echo "local-slurm: down"; return; }
+  if ((FOR_TESTS)) && [[ ! -e $MARKER ]]; then
+    echo "local-slurm: left running (not started by start --for-tests)"
+    return
+  fi
+  rm -f "$MARKER"
   # slurmd first, so that it does not lose its controller while jobs end.
   stop_pid "$DIR/run/slurmd.pid"
   stop_pid "$DIR/run/slurmctld.pid"
@@ -175,10 +189,15 @@ cmd_status() {
   fi
 }
 
-[[ ${2:-} == --if-installed ]] && MISSING_STATUS=77
+if [[ ${2:-} == --for-tests ]]; then
+  FOR_TESTS=1
+  MISSING_STATUS=77
+elif [[ -n ${2:-} ]]; then
+  die "unknown option '$2': usage: $0 start|stop|status [--for-tests]"
+fi
 case ${1:-} in
   start) cmd_start ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
-  *) die "usage: $0 start|stop|status" ;;
+  *) die "usage: $0 start|stop|status [--for-tests]" ;;
 esac
