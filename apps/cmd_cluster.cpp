@@ -152,14 +152,16 @@ void add_cluster_commands(CLI::App& app, Action& action) {
   }
   {
     auto* cmd = app.add_subcommand(
-        "slurm", "Make the plan, write the sbatch scripts of a run (one MPI job over K nodes, or "
-                 "an array of N shards and a merge job), print them and submit them");
+        "slurm",
+        "Make the plan, write the sbatch scripts of a run (one MPI job over K nodes, or "
+        "an array of N shards and a merge job), print them and submit them");
     auto o = std::make_shared<SlurmOptions>();
     cmd->add_option("--out", o->run_dir, "Run directory to create or continue")->required();
     cmd->add_option("--config", o->config, "Run config (JSON, docs/run.md)");
     cmd->add_option("--budget", o->budget, "smoke, quick or paper")
         ->check(CLI::IsMember({"smoke", "quick", "paper"}));
-    auto* nodes = cmd->add_option("--nodes", o->nodes, "One MPI job over K nodes (srun --mpi=pmix)");
+    auto* nodes =
+        cmd->add_option("--nodes", o->nodes, "One MPI job over K nodes (srun --mpi=pmix)");
     auto* array = cmd->add_option("--array", o->array, "N shards (a job array) and a merge job");
     nodes->excludes(array);
     cmd->add_option("--time", o->time,

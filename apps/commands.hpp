@@ -22,7 +22,7 @@ void add_search_command(CLI::App& app, Action& action);
 void add_sample_command(CLI::App& app, Action& action);
 void add_sweep_command(CLI::App& app, Action& action);
 void add_calib_command(CLI::App& app, Action& action);
-void add_run_commands(CLI::App& app, Action& action);  // run, solve, front, export, report
+void add_run_commands(CLI::App& app, Action& action);      // run, solve, front, export, report
 void add_cluster_commands(CLI::App& app, Action& action);  // merge, status, slurm
 
 }  // namespace iotnas::apps

@@ -185,11 +185,11 @@ RunConfig budget_preset(std::string_view budget) {
   } else if (budget == "paper") {
     // The paper's protocol at its scale (over 3,000 trained models; a cluster's work, see
     // docs/cluster.md): every space, windows over 1e3..1e7, GA n_init 100 / n_steps 900 /
-    // n_eval 10 / k 10, 200 validation samples per law of which up to 60 in-window models per
+    // n_eval 10 / k 10, 300 validation samples per law of which up to 64 in-window models per
     // (space, window) are trained, 30 epochs, the whole test split.
     c.spaces = {"plain", "resnet", "inception", "densenet", "mobilenet"};
-    c.search = search_preset(1e7, 100, 900, 10, 10, 100, 200);
-    c.candidates = {60, 1e9, 0, 3, {"ref:plain-1k", "ref:plain-14k", "ref:plain-120k"}};
+    c.search = search_preset(1e7, 100, 900, 10, 10, 100, 300);
+    c.candidates = {64, 1e9, 0, 3, {"ref:plain-1k", "ref:plain-14k", "ref:plain-120k"}};
     c.calibration = {"", 50, 10, 2, 1};
     c.training.epochs = 30;
     c.eval.images = 0;

@@ -27,6 +27,7 @@
 #include "engine/model.hpp"
 #include "kernels/round/round.hpp"
 #include "quant/format.hpp"
+#include "results.hpp"
 #include "search/front.hpp"
 #include "search/space.hpp"
 #include "tamper.hpp"
@@ -532,18 +533,7 @@ pid_t start_run(const fs::path& config, const fs::path& out) {
   return pid;
 }
 
-// (model name, w, t) -> accuracy, and model name -> float32 test accuracy.
-std::map<std::string, double> results_of(const fs::path& dir) {
-  Store s = Store::open_readonly(dir.string());
-  std::map<std::string, double> out;
-  for (const auto& a : s.accuracies()) {
-    const auto run = s.run(a.run_id, false);
-    const auto m = s.model(run->model_id);
-    out[m->name + " " + std::to_string(a.w) + ":" + std::to_string(a.t)] = a.accuracy;
-  }
-  for (const auto& r : s.runs(false)) out[s.model(r.model_id)->name + " test"] = r.test_accuracy;
-  return out;
-}
+using test::results_of;
 
 TEST(RunLoop, TinyRunFillsTheStoreAndResumesAfterSigkill) {
   TempDir dir(false);

@@ -15,8 +15,10 @@
 #include <thread>
 #include <vector>
 
+#include "apps/cluster.hpp"
 #include "apps/slurm.hpp"
 #include "kernels/base/error.hpp"
+#include "results.hpp"
 #include "test_util.hpp"
 
 namespace iotnas::apps {
@@ -400,6 +402,40 @@ TEST(ClusterSlurm, MpiJobStartsOneRankPerCpuUnderPmix) {
     EXPECT_EQ(read_bytes(file), std::to_string(r) + " " + std::to_string(ranks) + " run --out " +
                                     run + " --threads 1\n");
   }
+}
+
+// `iotnas slurm` end to end through the local Slurm, against a one-process run of the same config.
+void slurm_run_equals_one_process(const std::string& mode, const std::string& expect) {
+  TempDir dir;
+  const std::string config = dir / "run.json";
+  std::ofstream(config) << test::tiny_config(1);
+  const std::string bin = std::string("'") + IOTNAS_BINARY + "' ";
+  const auto solo = test::shell(
+      "OMP_NUM_THREADS=1 " + bin + "run --config '" + config + "' --out '" + (dir / "solo") + "'",
+      dir.path);
+  ASSERT_EQ(solo.status, 0) << solo.err;
+  const std::string run = dir / "run";
+  const auto sub = test::shell(
+      bin + "slurm " + mode + " --config '" + config + "' --out '" + run + "'", dir.path);
+  ASSERT_EQ(sub.status, 0) << sub.out << sub.err;
+  EXPECT_NE(sub.out.find("==== submitted: job"), std::string::npos) << sub.out;
+  ASSERT_TRUE(wait_for(dir.path / "run" / "report.md", 240))
+      << "no report after 240 s; "
+      << test::shell("squeue; cat '" + run + "'/slurm/*.out", dir.path).out;
+  EXPECT_EQ(test::results_of(run), test::results_of(dir / "solo"));
+  EXPECT_NE(test::shell("cat '" + run + "'/slurm/*.out", dir.path).out.find(expect),
+            std::string::npos);
+}
+
+TEST(ClusterSlurm, IotnasSlurmArrayOfTwoShardsAndItsMergeStoreWhatOneProcessStores) {
+  if (const std::string why = local_slurm_missing(); !why.empty()) GTEST_SKIP() << why;
+  slurm_run_equals_one_process("--array 2", "merged 2 shards");
+}
+
+TEST(ClusterSlurm, IotnasSlurmMpiJobOverOneNodeStoresWhatOneProcessStores) {
+  if (const std::string why = local_slurm_missing(); !why.empty()) GTEST_SKIP() << why;
+  if (!mpi_built()) GTEST_SKIP() << "this iotnas was built without MPI";
+  slurm_run_equals_one_process("--nodes 1", "mpi: 2 ranks");
 }
 
 }  // namespace
