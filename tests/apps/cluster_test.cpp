@@ -166,6 +166,19 @@ TEST(ShardMerge, BadShardsAndPlansAreRefusedWithoutTouchingTheStores) {
   r = iotnas("run --plan-only --config '" + config + "' --out '" + a + "'", dir);
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find("holds shards of another plan"), std::string::npos) << r.err;
+  // An edited plan.
+  {
+    std::string text = test::read_bytes(dir.path / "b" / "plan.json");
+    text.replace(text.find("\"eval_key\": \"") + 13, 1, "x");
+    std::ofstream(dir.path / "b" / "plan.json") << text;
+  }
+  r = iotnas("run --shard 1/2 --out '" + b + "'", dir);
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("hash does not match"), std::string::npos) << r.err;
+  std::ofstream(dir.path / "b" / "plan.json") << "{\"format\": \"iotnas-plan/1\"}";
+  r = iotnas("merge --run '" + b + "'", dir);
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("not a valid plan"), std::string::npos) << r.err;
   // Shards of one plan with another N.
   fs::remove(dir.path / "a" / "shards" / "0.sqlite");
   ASSERT_EQ(iotnas("run --shard 0/2 --out '" + a + "'", dir).status, 0);
@@ -226,6 +239,12 @@ TEST(ClusterMpi, ThreeRanksStoreWhatOneProcessStores) {
   ASSERT_EQ(ranks.status, 0) << ranks.out << ranks.err;
   EXPECT_NE(said(ranks).find("mpi: 3 ranks"), std::string::npos) << ranks.out;
   EXPECT_EQ(results_of(dir / "mpi"), results_of(dir / "solo"));
+  for (const auto& [run, mode] : {std::pair<std::string, std::string>{"mpi", "mpi"},
+                                  {"solo", "one process"}}) {
+    const auto st = iotnas("status --json --run '" + (dir / run) + "'", dir);
+    EXPECT_NE(st.out.find("\"mode\":\"" + mode + "\""), std::string::npos) << st.out;
+    EXPECT_NE(st.out.find("\"left\":0"), std::string::npos) << st.out;
+  }
   const std::string solve = "solve --json --max-weight-bytes 100000 --run ";
   EXPECT_EQ(std::regex_replace(iotnas(solve + "'" + (dir / "mpi") + "'", dir).out,
                                std::regex("\"(model_id|run_id)\":\\d+"), ""),
