@@ -25,9 +25,15 @@ MISSING_STATUS=1  # 77 with --for-tests
 FOR_TESTS=0
 MARKER=$DIR/run/started-for-tests
 
+# With --for-tests a cluster that does not come up is "skipped" (77), not a failure: the tests then
+# skip themselves, saying why, and the reason and the log's end are printed here.
+DIE_STATUS=1
 die() {
   echo "local-slurm: $*" >&2
-  exit 1
+  if [[ $DIE_STATUS -ne 1 ]]; then
+    tail -n 20 "$DIR"/log/*.log 2>/dev/null >&2 || true
+  fi
+  exit "$DIE_STATUS"
 }
 
 missing() {
@@ -192,6 +198,7 @@ cmd_status() {
 if [[ ${2:-} == --for-tests ]]; then
   FOR_TESTS=1
   MISSING_STATUS=77
+  [[ ${1:-} == start ]] && DIE_STATUS=77
 elif [[ -n ${2:-} ]]; then
   die "unknown option '$2': usage: $0 start|stop|status [--for-tests]"
 fi
