@@ -135,17 +135,19 @@ void refuse_other_shards(const std::string& dir, const std::string& hash) {
   }
 }
 
-int units_done(const Plan& plan, Store& store) {
-  int done = 0;
+std::vector<int> item_units(const Plan& plan, Store& store) {
+  std::vector<int> out;
   for (int i = 0; i < item_count(plan); ++i) {
     const std::string& key = item_key(plan, i);
+    int d = 0;
     if (store.artifact("failed-run", key)) {
-      done += 2;
+      d = 2;
     } else if (auto r = store.run_by_key(key, false)) {
-      done += 1 + int(store.sweep(r->id, plan.eval_key).has_value());
+      d = 1 + int(store.sweep(r->id, plan.eval_key).has_value());
     }
+    out.push_back(d);
   }
-  return done;
+  return out;
 }
 
 RunSummary run_shard(const std::string& dir, int shard, int shards, const RunConfig* given,
@@ -209,9 +211,8 @@ MergeSummary merge_run(const std::string& dir, const RunHooks& hooks) {
     fold(main, s, m);
     m.shards++;
   }
-  m.units = int(doc.plan.units.size()) - 0;
-  for (const auto& u : doc.plan.units) m.units -= u.kind == PlanUnit::Kind::measure;
-  m.units_done = units_done(doc.plan, main);
+  m.units = 2 * item_count(doc.plan);
+  for (int d : item_units(doc.plan, main)) m.units_done += d;
   if (main.count("accuracies") > 0) {
     answer_stage(main, doc.config, dir, 0, hooks.line);
     m.answered = true;

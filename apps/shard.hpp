@@ -35,7 +35,8 @@ MergeSummary merge_run(const std::string& dir, const RunHooks& hooks);
 // Throws iotnas::Error when DIR/shards holds a shard store of a plan other than `hash`.
 void refuse_other_shards(const std::string& dir, const std::string& hash);
 
-// The plan's train and sweep units finished in `store` (a failed training counts as both).
-int units_done(const Plan& plan, Store& store);
+// The units finished in `store` of each of the plan's items: 0, 1 (trained) or 2 (swept, or its
+// training failed: a failed training counts as both).
+std::vector<int> item_units(const Plan& plan, Store& store);
 
 }  // namespace iotnas::apps

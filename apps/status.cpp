@@ -20,22 +20,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Units done per item in `store` (0, 1: trained, 2: swept or failed).
-std::vector<int> item_units(const Plan& plan, Store& store) {
-  std::vector<int> out;
-  for (int i = 0; i < item_count(plan); ++i) {
-    const std::string& key = item_key(plan, i);
-    int d = 0;
-    if (store.artifact("failed-run", key)) {
-      d = 2;
-    } else if (auto r = store.run_by_key(key, false)) {
-      d = 1 + int(store.sweep(r->id, plan.eval_key).has_value());
-    }
-    out.push_back(d);
-  }
-  return out;
-}
-
 bool process_gone(const Running& r) {
   return r.host == host_name() && r.pid > 0 && kill(pid_t(r.pid), 0) != 0 && errno == ESRCH;
 }
