@@ -30,7 +30,7 @@ void timed_items(const PlanDoc& doc, Store& store, double& seconds, double& macs
   }
 }
 
-// Trains the plan's median-cost candidate for two epochs on 1,024 images and times the second (the
+// Trains the plan's median-cost candidate for two epochs on 512 images and times the second (the
 // first pays for setting up: oneDNN's primitives, first touches of memory).
 Speed probe(const PlanDoc& doc) {
   const int n = item_count(doc.plan);
@@ -39,7 +39,7 @@ Speed probe(const PlanDoc& doc) {
   std::sort(by_cost.begin(), by_cost.end());
   const int item = by_cost[by_cost.size() / 2].second;
   const PlanModel& p = doc.plan.models[size_t(doc.plan.candidates[size_t(item)])];
-  Dataset data = training_subset(load_dataset(doc.config.dataset), 1024);
+  Dataset data = training_subset(load_dataset(doc.config.dataset), 512);
   const int64_t test = std::min<int64_t>(data.test_size(), 64);  // the test pass is not timed work
   data.test_images.resize(size_t(test * data.shape.size()));
   data.test_labels.resize(size_t(test));
