@@ -212,11 +212,25 @@ class ForwardUnits final : public UnitStore {
   void put_failed(const std::string&, const PlanModel&, const std::string& error) override {
     send("failed", {{"error", error}});
   }
+  // Accuracies go in batches (at most 64 rows or 2 s apart): rank 0 commits a batch in one
+  // transaction, where one per row cost it a third of a millisecond each.
   void put_accuracy(const AccuracyRow& row) override {
     acc_.push_back(row);
-    send("accuracy", accuracy_head(row));
+    pending_.push_back(accuracy_head(row));
+    if (pending_.size() >= 64 ||
+        std::chrono::steady_clock::now() - flushed_ > std::chrono::seconds(2))
+      flush();
   }
-  void put_sweep(const SweepRow& row) override { send("sweep", sweep_head(row)); }
+  void put_sweep(const SweepRow& row) override {
+    flush();
+    send("sweep", sweep_head(row));
+  }
+  void flush() {
+    flushed_ = std::chrono::steady_clock::now();
+    if (pending_.empty()) return;
+    send("accuracies", {{"rows", pending_}});
+    pending_ = json::array();
+  }
 
  private:
   void send(const char* kind, json head, const std::vector<float>& a = {},
@@ -229,6 +243,8 @@ class ForwardUnits final : public UnitStore {
   Channel& ch_;
   std::optional<RunRow> run_;
   std::vector<AccuracyRow> acc_;
+  json pending_ = json::array();
+  std::chrono::steady_clock::time_point flushed_ = std::chrono::steady_clock::now();
 };
 
 // Runs the items rank 0 sends until it says stop. `x`: the run's context (its line, update and
@@ -511,10 +527,14 @@ class Dispatcher {
     } else {
       const auto run = store_.run_by_key(key, false);
       if (!run) throw std::runtime_error("a " + kind + " record before its training run");
-      if (kind == "accuracy") {
-        AccuracyRow a = accuracy_of(m.head, x_.plan.eval_key);
-        a.run_id = run->id;
-        units.put_accuracy(a);
+      if (kind == "accuracies") {
+        store_.transaction([&] {
+          for (const auto& row : m.head.at("rows")) {
+            AccuracyRow a = accuracy_of(row, x_.plan.eval_key);
+            a.run_id = run->id;
+            units.put_accuracy(a);
+          }
+        });
       } else {
         SweepRow s = sweep_of(m.head, x_.plan.eval_key);
         s.run_id = run->id;
