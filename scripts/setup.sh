@@ -8,7 +8,8 @@ set -euo pipefail
 
 packages=(build-essential cmake pkg-config libdnnl-dev libeigen3-dev zlib1g-dev libsqlite3-dev
           nettle-dev nlohmann-json3-dev libcli11-dev libgtest-dev libbenchmark-dev dataset-fashion-mnist
-          gnuplot-nox clang-14 libfuzzer-14-dev libomp-14-dev)
+          gnuplot-nox clang-14 libfuzzer-14-dev libomp-14-dev
+          libopenmpi-dev openmpi-bin slurm-wlm munge)
 arm64_packages=()
 for arg in "$@"; do
   case "$arg" in
