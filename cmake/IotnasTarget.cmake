@@ -10,6 +10,13 @@ function(iotnas_target target)
       $<$<COMPILE_LANGUAGE:CXX>:-fsanitize=address,undefined -fno-omit-frame-pointer
                                -fno-sanitize-recover=undefined>)
     target_link_options(${target} PRIVATE -fsanitize=address,undefined)
+    # The compute (kernels, the engine's training and inference, the quantisation sweeps, the
+    # tests' naive references) at -O1 in a Debug build: unoptimised, under ASan, training and
+    # sweeping took minutes per test (docs/architecture.md, CI budget). The sanitizers check
+    # the same; -DIOTNAS_SANITIZE_O1=OFF keeps them at -O0 for stepping through in a debugger.
+    if(IOTNAS_SANITIZE_O1 AND target MATCHES "^iotnas_(kernels|engine|quant|reference)$")
+      target_compile_options(${target} PRIVATE $<$<AND:$<CONFIG:Debug>,$<COMPILE_LANGUAGE:CXX>>:-O1>)
+    endif()
   endif()
   # Coverage feedback for libFuzzer in the code the fuzz targets reach (readers, parsers, graph
   # building); only the fuzzers link libFuzzer itself. The kernels, the naive references and the
