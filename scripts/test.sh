@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs the whole test suite:
 #   1. release build (oneDNN), all tests;
-#   2. debug build with AddressSanitizer + UBSan (g++), all tests; then the libFuzzer targets
-#      (tests/fuzz/, clang-14 + ASan + UBSan, only the libraries they reach), each for
-#      $IOTNAS_FUZZ_SECONDS (default 30: the 45-minute CI budget) seconds, two at a time;
-#   3. portable build (no oneDNN) of the kernels, engine and calib tests: the kernel tests, the
-#      tests labelled `portable` and the latency golden test (the rest ran in stage 1; arm64
-#      builds everything);
-#   4. arm64 cross build (the Raspberry Pi stand-in), the `portable` subset under qemu, 1 thread;
+#   2. debug build with AddressSanitizer + UBSan (g++; the compute libraries at -O1), all tests;
+#      then the libFuzzer targets (tests/fuzz/, clang-14 + ASan + UBSan, only the libraries they
+#      reach), each for $IOTNAS_FUZZ_SECONDS (default 30: the 45-minute CI budget) seconds, two
+#      at a time;
+#   3. portable build (no oneDNN) of the kernel, calib and `portable` test programs: the kernel
+#      tests, the tests labelled `portable` and the latency golden test (the rest ran in stage 1);
+#   4. arm64 cross build (the Raspberry Pi stand-in) of every library, iotnas and the `portable`
+#      test programs; the `portable` subset under qemu, 1 thread; `iotnas calib measure`;
 #   5. CUDA kernels compiled (when nvcc is installed) with the kernel tests; GPU tests skip
 #      without a GPU (the rest of the CUDA preset equals the release build).
+# The portable, arm64 and CUDA builds compile only what their tests run; ctest starts the long
+# tests first (scripts/test_times.txt). Stage times: docs/architecture.md, "CI budget".
 # Usage: scripts/test.sh [--only release|sanitize|portable|arm64|cuda]...
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +21,7 @@ only=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --only) only+=("$2"); shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "test.sh: unknown option '$1'" >&2; exit 2 ;;
   esac
 done
