@@ -239,8 +239,8 @@ TEST(ClusterMpi, ThreeRanksStoreWhatOneProcessStores) {
   ASSERT_EQ(ranks.status, 0) << ranks.out << ranks.err;
   EXPECT_NE(said(ranks).find("mpi: 3 ranks"), std::string::npos) << ranks.out;
   EXPECT_EQ(results_of(dir / "mpi"), results_of(dir / "solo"));
-  for (const auto& [run, mode] : {std::pair<std::string, std::string>{"mpi", "mpi"},
-                                  {"solo", "one process"}}) {
+  for (const auto& [run, mode] :
+       {std::pair<std::string, std::string>{"mpi", "mpi"}, {"solo", "one process"}}) {
     const auto st = iotnas("status --json --run '" + (dir / run) + "'", dir);
     EXPECT_NE(st.out.find("\"mode\":\"" + mode + "\""), std::string::npos) << st.out;
     EXPECT_NE(st.out.find("\"left\":0"), std::string::npos) << st.out;
